@@ -1,0 +1,60 @@
+"""`pywats-client init`: write a commented starting config for one station."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from pywats_client.cli._output import EXIT_FAILED, EXIT_OK, console, error
+from pywats_client.core.config import COMMENT_PREFIX, ClientConfig
+
+_COMMENTS = {
+    f"{COMMENT_PREFIX} about": "pywats-client station config. Keys starting with // are comments.",
+    f"{COMMENT_PREFIX} paths": "Relative paths are relative to this file's folder.",
+    f"{COMMENT_PREFIX} token": "Paste the API token from WATS into api_token, or set "
+    "PYWATS_API_TOKEN in the service's environment instead.",
+    f"{COMMENT_PREFIX} reference": "Every key is described in docs/configuration.md.",
+}
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "init",
+        help="write a commented starting config",
+        description="Write a starting config file for one station (owner-only, 0600).",
+        epilog="example: pywats-client init --config station-1.json --name line2-st4 "
+        "--server https://acme.wats.com --watch C:\\TestResults",
+    )
+    parser.add_argument("--config", required=True, type=Path, help="config file to write")
+    parser.add_argument("--name", default="pywats-station", help="instance_name")
+    parser.add_argument("--server", default="", help="service_address (WATS server URL)")
+    parser.add_argument(
+        "--watch",
+        action="append",
+        type=Path,
+        default=[],
+        help="folder the tester writes results into (repeatable)",
+    )
+    parser.add_argument("--force", action="store_true", help="overwrite an existing file")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    path: Path = args.config
+    if path.exists() and not args.force:
+        error(f"{path}: already exists", "pass --force to overwrite it, or choose another path")
+        return EXIT_FAILED
+    config = ClientConfig.from_dict(
+        {
+            **_COMMENTS,
+            "instance_name": args.name,
+            "service_address": args.server,
+            "watch_paths": [str(p) for p in args.watch] or ["test_data"],
+        }
+    )
+    config.save(path)
+    console.print(
+        f"wrote {path} (owner-only). Next: set api_token, then 'pywats-client run --config {path}'."
+    )
+    return EXIT_OK

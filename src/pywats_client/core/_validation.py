@@ -1,0 +1,83 @@
+"""Turn pydantic validation errors into one operator-readable line."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from pywats_client.errors import ConfigError
+
+__all__ = ["config_error_from_validation", "describe_validation_error"]
+
+
+def _key(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+    """Known keys at the level of ``loc`` (for 'unknown key' errors)."""
+    current: Any = model
+    for part in loc[:-1]:
+        field = current.model_fields.get(part) if isinstance(part, str) else None
+        if field is None:
+            return []
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            current = annotation
+        else:
+            return []
+    return sorted(current.model_fields)
+
+
+def _problem(error: ErrorDetails, model: type[BaseModel] | None) -> str:
+    kind = error["type"]
+    loc = tuple(error["loc"])
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(model, loc) if model else []
+        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1) if loc else []
+        if close:
+            return f"unknown key; did you mean {close[0]!r}? Fix its spelling or remove it"
+        hint = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
+        return f"unknown key{hint}. Remove it or fix its spelling"
+    if kind == "missing":
+        return "is required; add it"
+    value = error.get("input")
+    shown = "" if isinstance(value, (dict, list)) else f" (got {value!r})"
+    message = error["msg"]
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    return f"{message}{shown}"
+
+
+def describe_validation_error(
+    exc: ValidationError, model: type[BaseModel] | None = None, prefix: tuple[str, ...] = ()
+) -> tuple[str, str]:
+    """(key, problem) for the first error, with a count of any further ones."""
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    loc = tuple(first["loc"])
+    problem = _problem(first, model)
+    if "api_token" in loc:
+        problem = "invalid value (not shown: it is a secret)"
+    if len(errors) > 1:
+        problem += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+    return _key((*prefix, *loc)) or "<top level>", problem
+
+
+def config_error_from_validation(
+    exc: ValidationError,
+    *,
+    file: Path | None,
+    model: type[BaseModel] | None = None,
+    prefix: tuple[str, ...] = (),
+    error_cls: type[ConfigError] = ConfigError,
+) -> ConfigError:
+    key, problem = describe_validation_error(exc, model, prefix)
+    return error_cls(problem, file=file, key=key)

@@ -1,0 +1,49 @@
+"""What one running instance reports about itself (heartbeat payload, status)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+__all__ = ["ClientSnapshot", "ConnectionState", "UploadState"]
+
+ConnectionState = Literal["unknown", "connected", "disconnected", "unauthorized", "offline"]
+UploadState = Literal["uploading", "idle", "paused", "unauthorized", "disabled", "backoff"]
+
+
+@dataclass
+class ClientSnapshot:
+    """Counters and states of one instance at one moment.
+
+    Counters are totals since the worker started; ``pending``/``failed`` are
+    the queue's current sizes. Plain data (JSON-able with :meth:`to_dict`) so it
+    can cross a process pipe and land in ``status.json``. Holds no secrets.
+    """
+
+    files_seen: int = 0
+    converted: int = 0
+    errored: int = 0
+    queued: int = 0
+    uploaded: int = 0
+    rejected: int = 0
+    pending: int = 0
+    failed: int = 0
+    in_backoff: int = 0
+    in_flight: int = 0
+    connection: ConnectionState = "unknown"
+    connection_since: float | None = None
+    server_version: str | None = None
+    uploads: UploadState = "idle"
+    intake_paused: bool = False
+    backpressure: bool = False
+    abandoned_conversions: int = 0
+    last_error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ClientSnapshot:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)

@@ -1,0 +1,242 @@
+"""WATS UUT (test) and UUR (repair) reports, serialized as WSJF JSON.
+
+The constructor takes WSJF's names (``pn``, ``sn``, ``processCode``...) in
+snake_case or camelCase, plus the seed README's conveniences:
+``pass_fail=True/False`` sets ``result`` P/F and ``start_date_time`` (a
+datetime or ISO string) sets ``start``. ``report.steps`` is the list of the
+root sequence's steps, so ``report.steps.append(step)`` builds the tree.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import Field, TypeAdapter, field_serializer, field_validator, model_validator
+
+from pywats_client.models.steps import (
+    AnyStep,
+    SequenceCallStep,
+    Step,
+    WsjfModel,
+    iter_steps,
+)
+
+__all__ = [
+    "MiscInfo",
+    "ReportResult",
+    "SubUnit",
+    "UURInfo",
+    "UURReport",
+    "UUTInfo",
+    "UUTReport",
+    "parse_report",
+]
+
+ReportResult = Literal["P", "F", "E", "T", "D"]
+
+_RESULT_WORDS = {
+    "passed": "P",
+    "pass": "P",
+    "failed": "F",
+    "fail": "F",
+    "error": "E",
+    "terminated": "T",
+    "done": "D",
+}
+
+
+def _aware(value: datetime) -> datetime:
+    """Naive datetimes are the station's local time."""
+    return value if value.tzinfo is not None else value.astimezone()
+
+
+class MiscInfo(WsjfModel):
+    description: str
+    text: str | None = None
+    numeric: float | None = Field(None, allow_inf_nan=False)
+
+
+class SubUnit(WsjfModel):
+    part_type: str | None = None
+    pn: str | None = None
+    rev: str | None = None
+    sn: str | None = None
+    position: int | None = None
+
+
+class UUTInfo(WsjfModel):
+    exec_time: float | None = Field(None, ge=0, allow_inf_nan=False)
+    user: str | None = None
+    batch_sn: str | None = Field(None, alias="batchSN")
+    fixture_id: str | None = None
+    test_socket_index: int | None = None
+    comment: str | None = None
+    error_code: int | None = None
+    error_message: str | None = None
+    batch_fail_count: int | None = None
+    step_id_caused_uut_failure: int | None = Field(None, alias="stepIdCausedUUTFailure")
+
+
+class UURInfo(WsjfModel):
+    user: str | None = None
+    comment: str | None = None
+    process_code: int | None = None
+    process_name: str | None = None
+    ref_uut: str | None = Field(None, alias="refUUT")
+    confirm_date: datetime | None = None
+    finalize_date: datetime | None = None
+    exec_time: float | None = Field(None, ge=0, allow_inf_nan=False)
+
+
+class _ReportBase(WsjfModel):
+    """Header fields shared by UUT and UUR reports."""
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    pn: str = Field(min_length=1)
+    sn: str = Field(min_length=1)
+    rev: str = ""
+    product_name: str | None = None
+    process_code: int = 10
+    process_name: str | None = None
+    result: ReportResult = "P"
+    machine_name: str | None = None
+    location: str | None = None
+    purpose: str | None = None
+    origin: str | None = None
+    start: datetime = Field(default_factory=lambda: datetime.now().astimezone())
+    start_utc: datetime | None = Field(None, alias="startUTC")
+    misc_infos: list[MiscInfo] = Field(default_factory=list)
+    sub_units: list[SubUnit] = Field(default_factory=list)
+    assets: list[dict[str, Any]] = Field(default_factory=list)
+    asset_stats: list[dict[str, Any]] = Field(default_factory=list)
+    additional_data: list[dict[str, Any]] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _seed_conveniences(cls, data: Any) -> Any:
+        """``pass_fail`` and ``start_date_time`` from the seed README."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if "pass_fail" in data:
+            passed = data.pop("pass_fail")
+            data.setdefault("result", "P" if passed else "F")
+        if "start_date_time" in data:
+            data.setdefault("start", data.pop("start_date_time"))
+        result = data.get("result")
+        if isinstance(result, str) and result.lower() in _RESULT_WORDS:
+            data["result"] = _RESULT_WORDS[result.lower()]
+        return data
+
+    @field_validator("pn", "sn")
+    @classmethod
+    def _strip_identity(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value.strip()
+
+    @field_validator("start")
+    @classmethod
+    def _start_aware(cls, value: datetime) -> datetime:
+        return _aware(value)
+
+    @model_validator(mode="after")
+    def _fill_start_utc(self) -> _ReportBase:
+        if self.start_utc is None:
+            object.__setattr__(self, "start_utc", self.start.astimezone(timezone.utc))
+        else:
+            object.__setattr__(self, "start_utc", _aware(self.start_utc).astimezone(timezone.utc))
+        return self
+
+    @field_serializer("id")
+    def _id_lower(self, value: uuid.UUID) -> str:
+        return str(value).lower()
+
+    @field_serializer("start_utc")
+    def _utc_z(self, value: datetime | None) -> str | None:
+        if value is None:
+            return None
+        return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+    @property
+    def pass_fail(self) -> bool:
+        """True when the report passed (seed README name)."""
+        return self.result == "P"
+
+    @property
+    def start_date_time(self) -> datetime:
+        """The test's start (seed README name)."""
+        return self.start
+
+    def to_wsjf(self) -> dict[str, Any]:
+        """The report as WSJF JSON data (step ids numbered, empty fields left out)."""
+        self._number_steps()
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+    def to_json(self) -> str:
+        self._number_steps()
+        return self.model_dump_json(by_alias=True, exclude_none=True)
+
+    def _number_steps(self) -> None:
+        """Give every step a unique id, keeping ids already set where they are unique."""
+
+
+class UUTReport(_ReportBase):
+    """A test report (WSJF ``type: "T"``)."""
+
+    type: Literal["T"] = "T"
+    uut: UUTInfo = Field(default_factory=UUTInfo)
+    root: SequenceCallStep = Field(default_factory=lambda: SequenceCallStep(name="MainSequence"))
+
+    @property
+    def steps(self) -> list[AnyStep]:
+        """The root sequence's steps; append to add steps to the report."""
+        return self.root.steps
+
+    def _number_steps(self) -> None:
+        _validate_appended(self.root)
+        all_steps = iter_steps(self.root)
+        used: set[int] = set()
+        for step in all_steps:
+            if step.id is not None and step.id not in used:
+                used.add(step.id)
+            else:
+                step.id = None
+        next_id = 0
+        for step in all_steps:
+            if step.id is None:
+                while next_id in used:
+                    next_id += 1
+                step.id = next_id
+                used.add(next_id)
+
+
+class UURReport(_ReportBase):
+    """A repair report (WSJF ``type: "R"``)."""
+
+    type: Literal["R"] = "R"
+    uur: UURInfo = Field(default_factory=UURInfo)
+
+
+_STEP_ADAPTER: TypeAdapter[AnyStep] = TypeAdapter(AnyStep)
+
+
+def _validate_appended(sequence: SequenceCallStep) -> None:
+    """Validate steps appended as plain dicts (``list.append`` bypasses pydantic)."""
+    for index, child in enumerate(sequence.steps):
+        if not isinstance(child, Step):
+            sequence.steps[index] = child = _STEP_ADAPTER.validate_python(child)
+        if isinstance(child, SequenceCallStep):
+            _validate_appended(child)
+
+
+def parse_report(data: Any) -> UUTReport | UURReport:
+    """Validate WSJF data as the report its ``type`` says (``T`` when absent).
+
+    Raises ``pydantic.ValidationError`` (a ``ValueError``) naming the field at fault.
+    """
+    if isinstance(data, dict) and data.get("type") == "R":
+        return UURReport.model_validate(data)
+    return UUTReport.model_validate(data)

@@ -1,0 +1,63 @@
+"""Test helpers shared by every test module: poll a condition with a deadline.
+
+Never sleep-and-hope: wait for the condition the test needs, with a deadline
+generous enough for a busy 2-core CI machine, and fail with a message that
+says what was awaited and what was last seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+__all__ = ["async_wait_until", "wait_until"]
+
+
+def wait_until(
+    predicate: Callable[[], T],
+    timeout: float = 15.0,
+    interval: float = 0.05,
+    message: str | Callable[[], str] = "condition",
+) -> T:
+    """Return ``predicate()``'s first truthy value; AssertionError after ``timeout`` s.
+
+    Exceptions raised by the predicate count as "not yet" until the deadline,
+    then the last one is chained to the failure.
+    """
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while True:
+        try:
+            value = predicate()
+            if value:
+                return value
+            last_error = None
+        except Exception as exc:
+            last_error = exc
+        if time.monotonic() >= deadline:
+            text = message() if callable(message) else message
+            raise AssertionError(f"timed out after {timeout} s waiting for {text}") from last_error
+        time.sleep(interval)
+
+
+async def async_wait_until(
+    predicate: Callable[[], T | Awaitable[T]],
+    timeout: float = 15.0,
+    interval: float = 0.05,
+    message: str = "condition",
+) -> T:
+    """:func:`wait_until` for asyncio tests; ``predicate`` may be a coroutine function."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if asyncio.iscoroutine(value) or isinstance(value, Awaitable):
+            value = await value  # type: ignore[misc]
+        if value:
+            return value  # type: ignore[return-value]
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+        await asyncio.sleep(interval)
