@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -21,19 +22,28 @@ def _key(loc: tuple[int | str, ...]) -> str:
     return out
 
 
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside ``annotation`` (``X``, ``list[X]``, ``X | None``...)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
 def _allowed_keys(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
     """Known keys at the level of ``loc`` (for 'unknown key' errors)."""
-    current: Any = model
+    current: type[BaseModel] | None = model
     for part in loc[:-1]:
-        field = current.model_fields.get(part) if isinstance(part, str) else None
-        if field is None:
+        if isinstance(part, int):
+            continue  # list index: same model
+        field = current.model_fields.get(part) if current else None
+        current = _model_in(field.annotation) if field else None
+        if current is None:
             return []
-        annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            current = annotation
-        else:
-            return []
-    return sorted(current.model_fields)
+    return sorted(current.model_fields) if current else []
 
 
 def _problem(error: ErrorDetails, model: type[BaseModel] | None) -> str:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, TypeAdapter, field_serializer, field_validator, model_validator
 
 from pywats_client.models.steps import (
+    WSJF_PASSTHROUGH,
     AnyStep,
     SequenceCallStep,
     Step,
@@ -92,6 +93,8 @@ class UURInfo(WsjfModel):
 
 class _ReportBase(WsjfModel):
     """Header fields shared by UUT and UUR reports."""
+
+    _keyword_aliases: ClassVar[frozenset[str]] = frozenset({"pass_fail", "start_date_time"})
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4)
     pn: str = Field(min_length=1)
@@ -235,8 +238,11 @@ def _validate_appended(sequence: SequenceCallStep) -> None:
 def parse_report(data: Any) -> UUTReport | UURReport:
     """Validate WSJF data as the report its ``type`` says (``T`` when absent).
 
+    Fields this model does not know are kept and sent on unchanged.
+
     Raises ``pydantic.ValidationError`` (a ``ValueError``) naming the field at fault.
     """
+    context = {WSJF_PASSTHROUGH: True}
     if isinstance(data, dict) and data.get("type") == "R":
-        return UURReport.model_validate(data)
-    return UUTReport.model_validate(data)
+        return UURReport.model_validate(data, context=context)
+    return UUTReport.model_validate(data, context=context)

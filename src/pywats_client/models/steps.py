@@ -1,13 +1,15 @@
 """WSJF test steps and measurements.
 
 Python names are snake_case; the JSON names (aliases) are WSJF's camelCase.
-Unknown JSON fields are kept, so a WSJF report passed through unchanged loses
-nothing this model does not know about.
+Unknown JSON fields are kept when parsing WSJF (``parse_report``), so a report
+passed through unchanged loses nothing this model does not know about; in code
+(``UUTReport(pn=..., revision=...)``) an unknown name is a typo and is refused.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import difflib
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -15,6 +17,7 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -42,6 +45,9 @@ __all__ = [
     "compare_string",
     "iter_steps",
 ]
+
+#: Validation context key that keeps unknown WSJF fields instead of refusing them.
+WSJF_PASSTHROUGH = "wsjf_passthrough"
 
 StepStatus = Literal["P", "F", "S", "D", "E", "T"]
 StepGroup = Literal["S", "M", "C"]
@@ -79,6 +85,23 @@ class WsjfModel(BaseModel):
         validate_assignment=True,
         ser_json_inf_nan="strings",
     )
+
+    #: Constructor keywords that are not fields (the seed's conveniences).
+    _keyword_aliases: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_unknown_names(cls, data: Any, info: ValidationInfo) -> Any:
+        if not isinstance(data, dict) or (info.context or {}).get(WSJF_PASSTHROUGH):
+            return data
+        known = {*cls.model_fields, *cls._keyword_aliases}
+        known |= {f.alias for f in cls.model_fields.values() if f.alias}
+        for key in data:
+            if key not in known:
+                close = difflib.get_close_matches(str(key), sorted(known), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise ValueError(f"{cls.__name__} has no field {key!r}{hint}")
+        return data
 
 
 def compare_numeric(op: str, value: float, low: float | None, high: float | None) -> bool:
