@@ -325,3 +325,15 @@ def test_typo_in_code_is_refused_but_wsjf_extras_pass() -> None:
     with pytest.raises(ValidationError, match="no field 'low'"):
         NumericMeasurement(value=1.0, low=0.0)  # type: ignore[call-arg]
     assert parse_report({**WATS_MD_EXAMPLE, "revv": "B"}).to_wsjf()["revv"] == "B"
+
+
+def test_start_out_of_range_is_a_validation_error() -> None:
+    with pytest.raises(ValidationError, match="out of range"):
+        parse_report({"pn": "a", "sn": "b", "start": "0001-01-01T00:00:00+14:00"})
+
+
+def test_passthrough_extras_survive_assignment() -> None:
+    report = parse_report({"pn": "a", "sn": "b", "root": {"name": "r", "vendor": 1}})
+    assert isinstance(report, UUTReport)
+    report.root.status = "F"
+    assert report.to_wsjf()["root"]["vendor"] == 1

@@ -1,11 +1,149 @@
-"""`pywats-client convert`: dry-run a file through the converters."""
+"""`pywats-client convert`: dry-run a file through the converters.
+
+Shows which converter takes the file and the WSJF report(s) it makes, exactly
+as the service would queue them (ids, station defaults), without queueing,
+uploading or moving anything. The quickest loop when writing a converter.
+"""
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import json
+import traceback
+from pathlib import Path
 from typing import Any
 
-from pywats_client.cli._unavailable import register_unavailable
+from rich.markup import escape
+from rich.syntax import Syntax
+from rich.table import Table
+from rich.text import Text
+
+from pywats_client.cli._output import EXIT_FAILED, EXIT_OK, console, err_console, error, print_json
+from pywats_client.converters import Candidate, ConverterManager
+from pywats_client.core.config import ClientConfig
+from pywats_client.errors import ConversionError
+
+__all__ = ["build_manager", "register"]
 
 
 def register(subparsers: Any) -> None:
-    register_unavailable(subparsers, "convert", "dry-run a file through the converters")
+    parser = subparsers.add_parser(
+        "convert",
+        help="dry-run a file through the converters",
+        description="Show which converter takes FILE and the WSJF report(s) it produces.\n"
+        "Nothing is queued or uploaded and the file is left where it is. Exits 1 when\n"
+        "the file cannot be converted, with the converter and the reason.",
+        epilog="examples:\n"
+        "  pywats-client convert results/SN-000123.txt\n"
+        "  pywats-client convert board.test --converter-path ./converters\n"
+        "  pywats-client convert run.xml --config station-1.json --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("file", type=Path, metavar="FILE", help="result file to convert")
+    add_source_options(parser)
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object (converter and reports)"
+    )
+    parser.set_defaults(handler=run)
+
+
+def add_source_options(parser: argparse.ArgumentParser) -> None:
+    """--config and --converter-path, shared with `pywats-client converters`."""
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="station config (converter settings; instance name for report ids)",
+    )
+    parser.add_argument(
+        "--converter-path",
+        type=Path,
+        metavar="DIR",
+        help="folder of converter plugins (default: the config's converter_path, "
+        "else ./converters)",
+    )
+
+
+def build_manager(args: argparse.Namespace) -> ConverterManager:
+    """The manager the options describe (config errors raise ConfigError: exit 2)."""
+    config = ClientConfig.load(args.config) if args.config else ClientConfig()
+    plugin_dir = args.converter_path.resolve() if args.converter_path else config.converter_dir
+    return ConverterManager(config, plugin_dirs=[plugin_dir])
+
+
+def _tried_table(candidates: list[Candidate]) -> Table:
+    table = Table(title="converters tried", title_justify="left")
+    table.add_column("converter")
+    table.add_column("origin")
+    table.add_column("answer")
+    for candidate in candidates:
+        answer = f"accepts ({candidate.confidence:.2f})" if candidate.accepted else candidate.reason
+        table.add_row(Text(candidate.name), Text(candidate.origin), Text(answer))
+    return table
+
+
+def run(args: argparse.Namespace) -> int:
+    manager = build_manager(args)
+    for problem in manager.load():
+        err_console.print(
+            f"[yellow]warning:[/] {escape(str(problem))}", markup=True, soft_wrap=True
+        )
+    path: Path = args.file
+    try:
+        conversion = manager.convert(path)
+    except ConversionError as exc:
+        tried = manager.candidates(path) if exc.converter is None and path.is_file() else []
+        if args.json:
+            print_json(
+                {
+                    "file": str(path),
+                    "converter": exc.converter,
+                    "error": str(exc),
+                    "tried": [dataclasses.asdict(c) for c in tried],
+                }
+            )
+        error(
+            str(exc),
+            "add a converter for this format (docs/converters.md) or check the converters' "
+            "patterns in the config"
+            if exc.converter is None
+            else "fix the file or the converter; the service would move this file to the "
+            "error folder with this reason",
+        )
+        if tried and not args.json:
+            err_console.print(_tried_table(tried))
+        cause = exc.__cause__
+        if cause is not None and not args.json:
+            err_console.print("".join(traceback.format_exception(cause)).rstrip(), markup=False)
+        return EXIT_FAILED
+    origin = next(
+        (info.origin for info in manager.converters if info.name == conversion.converter), "?"
+    )
+    if args.json:
+        print_json(
+            {
+                "file": str(path),
+                "converter": conversion.converter,
+                "origin": origin,
+                "source_sha256": conversion.source_sha256,
+                "reports": conversion.reports,
+            }
+        )
+        return EXIT_OK
+    count = len(conversion.reports)
+    console.print(
+        f"[bold]{escape(str(path))}[/]: converted by [green]{escape(conversion.converter)}[/] "
+        f"({escape(origin)}) into "
+        f"{count} report{'s' if count != 1 else ''}",
+        markup=True,
+        soft_wrap=True,
+    )
+    for report in conversion.reports:
+        console.print(
+            f"\n[bold]report {report['id']}[/]  "
+            + escape(f"pn={report.get('pn')} sn={report.get('sn')} result={report.get('result')}"),
+            markup=True,
+            soft_wrap=True,
+        )
+        console.print(Syntax(json.dumps(report, indent=2), "json", word_wrap=True))
+    return EXIT_OK

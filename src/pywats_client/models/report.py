@@ -147,10 +147,12 @@ class _ReportBase(WsjfModel):
 
     @model_validator(mode="after")
     def _fill_start_utc(self) -> _ReportBase:
-        if self.start_utc is None:
-            object.__setattr__(self, "start_utc", self.start.astimezone(timezone.utc))
-        else:
-            object.__setattr__(self, "start_utc", _aware(self.start_utc).astimezone(timezone.utc))
+        source = self.start if self.start_utc is None else _aware(self.start_utc)
+        try:
+            utc = source.astimezone(timezone.utc)
+        except OverflowError:
+            raise ValueError(f"start {source.isoformat()} is out of range in UTC") from None
+        object.__setattr__(self, "start_utc", utc)
         return self
 
     @field_serializer("id")

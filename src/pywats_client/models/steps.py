@@ -92,7 +92,9 @@ class WsjfModel(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _refuse_unknown_names(cls, data: Any, info: ValidationInfo) -> Any:
-        if not isinstance(data, dict) or (info.context or {}).get(WSJF_PASSTHROUGH):
+        passthrough = (info.context or {}).get(WSJF_PASSTHROUGH)
+        # On assignment (field_name set) only a known field changes; extras are old.
+        if not isinstance(data, dict) or passthrough or info.field_name is not None:
             return data
         known = {*cls.model_fields, *cls._keyword_aliases}
         known |= {f.alias for f in cls.model_fields.values() if f.alias}

@@ -1,0 +1,93 @@
+"""Bounded file reading and text decoding for converters.
+
+Testers write text in whatever encoding their PC uses: UTF-8 (with or without
+a BOM), UTF-16 from some Windows tools, and cp1252 from older ones. Decoding
+tries what the bytes say (a BOM), then UTF-8, then cp1252, so a degree sign or
+an umlaut from an old station is read right instead of failing the file.
+"""
+
+from __future__ import annotations
+
+import codecs
+from datetime import datetime
+from pathlib import Path
+
+__all__ = ["FileTooLargeError", "decode_text", "file_mtime", "read_bounded"]
+
+_BLOCK = 1 << 20
+
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+
+
+class FileTooLargeError(ValueError):
+    """The file is larger than the limit the caller allows."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"file is {size} bytes, larger than the limit of {limit} bytes")
+        self.size = size
+        self.limit = limit
+
+
+def read_bounded(path: Path, limit: int) -> bytes:
+    """The file's bytes; :class:`FileTooLargeError` if it holds more than ``limit``.
+
+    Reads in blocks and stops one byte past ``limit``, so a file that grows
+    while being read (or lies about its size) never makes us hold more than
+    the limit, and memory follows the file's real size, not the limit.
+    """
+    blocks: list[bytes] = []
+    total = 0
+    with path.open("rb") as handle:
+        while total <= limit:
+            block = handle.read(min(_BLOCK, limit + 1 - total))
+            if not block:
+                break
+            blocks.append(block)
+            total += len(block)
+    if total > limit:
+        raise FileTooLargeError(max(total, _size_or(path, total)), limit)
+    return b"".join(blocks)
+
+
+def _size_or(path: Path, default: int) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return default
+
+
+def decode_text(data: bytes, encoding: str | None = None) -> str:
+    """Text of ``data``: in ``encoding`` if given, else detected (BOM, UTF-8, cp1252).
+
+    Raises ``UnicodeDecodeError`` when ``encoding`` is given and does not fit,
+    ``LookupError`` when it names no codec. Detection never fails: bytes that
+    are neither UTF-8 nor cp1252 are read as Latin-1.
+    """
+    if encoding:
+        text = data.decode(encoding)
+        return text[1:] if text.startswith("\ufeff") else text
+    for bom, name in _BOMS:
+        if data.startswith(bom):
+            return data[len(bom) :].decode(name, errors="replace")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("cp1252")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def file_mtime(path: Path) -> datetime:
+    """When the tester wrote the file: the start time of a result that states none."""
+    try:
+        return datetime.fromtimestamp(path.stat().st_mtime).astimezone()
+    except (OSError, OverflowError, ValueError):
+        return datetime.now().astimezone()

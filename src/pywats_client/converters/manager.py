@@ -1,0 +1,449 @@
+"""``ConverterManager``: find the converters, pick one per file, run it safely.
+
+Discovery: the built-ins, installed packages (entry-point group
+``pywats_client.converters``) and every ``*.py`` in the instance's
+``converter_path``. A plugin that fails to load is reported, never fatal.
+
+Selection: a converter is offered a file when its name matches the
+converter's patterns (``converters.<name>.patterns`` in the config, else the
+class's); it accepts with ``can_convert`` returning True or a confidence. The
+highest ``priority`` wins, then the highest confidence, then plugin files
+before entry points before built-ins (so a station can override a built-in),
+then load order.
+
+Conversion never raises anything but ``ConversionError``: a converter's own
+exception becomes its ``__cause__``, so the intake can write the traceback
+next to the file in the error folder.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import math
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pywats_client.converters._loader import (
+    Discovered,
+    LoadProblem,
+    discover_entry_points,
+    discover_plugin_dir,
+)
+from pywats_client.converters._results import OutputError, ReportDefaults, normalize_output
+from pywats_client.converters.base import DEFAULT_MAX_FILE_SIZE, BaseConverter
+from pywats_client.errors import ConversionError
+
+if TYPE_CHECKING:
+    from pywats_client.core.config import ClientConfig
+
+__all__ = ["Candidate", "Conversion", "ConverterInfo", "ConverterManager"]
+
+log = logging.getLogger(__name__)
+
+#: Keys of ``config.converters[name]`` the manager reads itself.
+_FRAMEWORK_KEYS = ("enabled", "patterns", "priority", "max_size")
+_ORIGIN_RANK = {"plugin": 2, "entry-point": 1, "built-in": 0}
+
+
+@dataclass(frozen=True)
+class ConverterInfo:
+    """One loaded converter, for listings (``pywats-client converters``, the GUI)."""
+
+    name: str
+    description: str
+    origin: str
+    priority: int = 0
+    patterns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """How one converter answered for one file (``accepted`` with its confidence or why not)."""
+
+    name: str
+    origin: str
+    accepted: bool
+    confidence: float = 0.0
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """The result of converting one source file.
+
+    ``reports`` are WSJF dicts, validated, each with an ``id`` (derived from
+    the instance, ``source_sha256`` and its index when the converter set none)
+    and with the station's ``machineName``/``location``/``purpose`` filled in
+    where the converter left them out.
+    """
+
+    source: Path
+    converter: str
+    source_sha256: str
+    reports: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class _Entry:
+    converter: BaseConverter
+    info: ConverterInfo
+    rank: int
+    order: int
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _confidence(answer: Any) -> float | None:
+    """``can_convert``'s answer as 0..1, or ``None`` when it is not a bool or number."""
+    if isinstance(answer, bool) or answer is None:
+        return 1.0 if answer else 0.0
+    if isinstance(answer, (int, float)) and math.isfinite(answer):
+        return min(max(float(answer), 0.0), 1.0)
+    return None
+
+
+class ConverterManager:
+    """The converters of one instance and the one entry point to run them."""
+
+    def __init__(
+        self,
+        config: ClientConfig | None = None,
+        *,
+        plugin_dirs: Sequence[Path] | None = None,
+        builtins: bool = True,
+        entry_points: bool = True,
+    ) -> None:
+        self._config = config
+        if plugin_dirs is None:
+            plugin_dirs = [config.converter_dir] if config is not None else []
+        self._plugin_dirs = [Path(p) for p in plugin_dirs]
+        self._use_builtins = builtins
+        self._use_entry_points = entry_points
+        self._entries: list[_Entry] = []
+        self._problems: list[LoadProblem] = []
+        self._loaded = False
+        self._lock = threading.Lock()
+        if config is not None:
+            self._defaults = ReportDefaults(
+                config.instance_name, config.machine_name, config.location, config.purpose
+            )
+            self._settings: Mapping[str, Mapping[str, Any]] = config.converters
+            self._text_encoding = config.text_encoding
+            self._max_file_size = config.max_file_size
+        else:
+            self._defaults = ReportDefaults("pywats-station")
+            self._settings = {}
+            self._text_encoding = None
+            self._max_file_size = DEFAULT_MAX_FILE_SIZE
+
+    @classmethod
+    def from_dirs(
+        cls, dirs: Iterable[Path], config: ClientConfig | None = None, **kwargs: Any
+    ) -> ConverterManager:
+        """A manager loading plugins from ``dirs`` instead of ``config.converter_dir``."""
+        return cls(config, plugin_dirs=list(dirs), **kwargs)
+
+    # --- loading --------------------------------------------------------
+
+    def load(self) -> list[LoadProblem]:
+        """(Re)discover every converter; returns what could not be loaded. Never raises."""
+        with self._lock:
+            return self._load_locked()
+
+    def _load_locked(self) -> list[LoadProblem]:
+        discovered: list[Discovered] = []
+        problems: list[LoadProblem] = []
+        if self._use_builtins:
+            from pywats_client.converters.builtin import BUILTIN_CONVERTERS
+
+            discovered.extend(Discovered(cls, "built-in") for cls in BUILTIN_CONVERTERS)
+        sources: list[tuple[str, Callable[[], tuple[list[Discovered], list[LoadProblem]]]]] = []
+        if self._use_entry_points:
+            sources.append(("entry-point", discover_entry_points))
+        for folder in self._plugin_dirs:
+            sources.append((f"plugin:{folder}", functools.partial(discover_plugin_dir, folder)))
+        for origin, discover in sources:
+            try:
+                found, failed = discover()
+            except Exception as exc:  # noqa: BLE001 - e.g. an unreadable folder: report it
+                problems.append(LoadProblem(origin, f"cannot be searched: {exc}"))
+                continue
+            discovered.extend(found)
+            problems.extend(failed)
+        entries, names = self._instantiate(discovered, problems)
+        for name in self._settings:
+            if name not in names and not name.startswith("//"):
+                known = ", ".join(sorted(names))
+                problems.append(
+                    LoadProblem(
+                        "config",
+                        f"converters.{name}: no converter of that name is loaded "
+                        f"(loaded: {known}); fix the name or remove the settings",
+                    )
+                )
+        self._entries = entries
+        self._problems = problems
+        self._loaded = True
+        for entry in entries:
+            log.debug("converter %r loaded from %s", entry.info.name, entry.info.origin)
+        for problem in problems:
+            log.warning("converter not loaded: %s", problem)
+        return list(problems)
+
+    def _instantiate(
+        self, discovered: list[Discovered], problems: list[LoadProblem]
+    ) -> tuple[list[_Entry], set[str]]:
+        """Set up each converter; returns the enabled ones and every name seen."""
+        by_name: dict[str, _Entry] = {}
+        names: set[str] = set()
+        for order, item in enumerate(discovered):
+            try:
+                converter = item.target() if isinstance(item.target, type) else item.target
+                name = converter.name or type(converter).__name__
+                if not isinstance(name, str) or not name.strip():
+                    raise ValueError(f"name must be a non-empty string, not {name!r}")
+                if isinstance(converter.priority, bool) or not isinstance(converter.priority, int):
+                    raise ValueError(f"priority must be a whole number, not {converter.priority!r}")
+                converter.name = name
+                self._bind(converter, name)
+            except (Exception, SystemExit) as exc:  # noqa: BLE001 - plugin code: report it
+                label = getattr(item.target, "__name__", type(item.target).__name__)
+                problems.append(
+                    LoadProblem(
+                        item.origin, f"{label} cannot be set up: {type(exc).__name__}: {exc}"
+                    )
+                )
+                continue
+            names.add(name)
+            settings = self._settings.get(name, {})
+            if settings.get("enabled", True) is False:
+                log.info("converter %r (%s) disabled in the config", name, item.origin)
+                continue
+            kind = item.origin.split(":", 1)[0]
+            entry = _Entry(
+                converter,
+                ConverterInfo(
+                    name=name,
+                    description=converter.description or _first_line(type(converter).__doc__),
+                    origin=item.origin,
+                    priority=self._priority(converter, settings),
+                    patterns=tuple(converter.patterns),
+                ),
+                rank=_ORIGIN_RANK.get(kind, 0),
+                order=order,
+            )
+            previous = by_name.get(name)
+            if previous is not None:
+                if previous.rank < entry.rank:
+                    log.info(
+                        "converter %r from %s replaces the %s one",
+                        name,
+                        item.origin,
+                        previous.info.origin,
+                    )
+                else:
+                    problems.append(
+                        LoadProblem(
+                            item.origin,
+                            f"converter name {name!r} is already used by {previous.info.origin}; "
+                            "give one of them another name",
+                        )
+                    )
+                    continue
+            by_name[name] = entry
+        return sorted(by_name.values(), key=lambda e: e.order), names
+
+    def _bind(self, converter: BaseConverter, name: str) -> None:
+        settings = dict(self._settings.get(name, {}))
+        enabled = settings.get("enabled", True)
+        if not isinstance(enabled, bool):
+            raise ValueError(f"converters.{name}.enabled must be true or false")
+        patterns = settings.get("patterns")
+        if patterns is not None and (
+            not isinstance(patterns, list)
+            or not all(isinstance(p, str) and p.strip() for p in patterns)
+        ):
+            raise ValueError(f'converters.{name}.patterns must be a list of globs like ["*.csv"]')
+        priority = settings.get("priority", 0)
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise ValueError(f"converters.{name}.priority must be a whole number")
+        max_size = settings.get("max_size")
+        if max_size is not None and (
+            isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1
+        ):
+            raise ValueError(f"converters.{name}.max_size must be a positive number of bytes")
+        converter.text_encoding = self._text_encoding
+        converter.max_file_size = self._max_file_size
+        if patterns is not None:
+            converter.patterns = tuple(patterns)
+        converter.configure(settings)
+
+    @staticmethod
+    def _priority(converter: BaseConverter, settings: Mapping[str, Any]) -> int:
+        value = settings.get("priority", converter.priority)
+        return value if isinstance(value, int) else 0
+
+    def _ensure_loaded(self) -> None:
+        if not self._loaded:
+            with self._lock:
+                if not self._loaded:
+                    self._load_locked()
+
+    @property
+    def problems(self) -> list[LoadProblem]:
+        """What the last :meth:`load` could not load."""
+        return list(self._problems)
+
+    @property
+    def converters(self) -> list[ConverterInfo]:
+        """The loaded (enabled) converters, in load order."""
+        self._ensure_loaded()
+        return [entry.info for entry in self._entries]
+
+    def get(self, name: str) -> BaseConverter | None:
+        """The loaded converter called ``name``."""
+        self._ensure_loaded()
+        return next((e.converter for e in self._entries if e.info.name == name), None)
+
+    # --- selection ------------------------------------------------------
+
+    def candidates(self, path: Path) -> list[Candidate]:
+        """Every converter's answer for ``path``, best first (accepted ones lead)."""
+        self._ensure_loaded()
+        answers: list[tuple[tuple[int, float, int, int], Candidate]] = []
+        for entry in self._entries:
+            info = entry.info
+            if info.patterns and not BaseConverter.matches_patterns(path, info.patterns):
+                reason = f"name does not match {', '.join(info.patterns)}"
+                answers.append(
+                    ((-1, 0.0, 0, 0), Candidate(info.name, info.origin, False, 0.0, reason))
+                )
+                continue
+            try:
+                answer = entry.converter.can_convert(path)
+            except (Exception, SystemExit) as exc:  # noqa: BLE001 - a broken can_convert declines
+                log.warning("converter %r: can_convert(%s) raised %r", info.name, path, exc)
+                reason = f"can_convert raised {type(exc).__name__}: {exc}"
+                answers.append(
+                    ((-1, 0.0, 0, 0), Candidate(info.name, info.origin, False, 0.0, reason))
+                )
+                continue
+            confidence = _confidence(answer)
+            if confidence is None:
+                reason = f"can_convert returned {answer!r}, not a bool or a confidence 0..1"
+                answers.append(
+                    ((-1, 0.0, 0, 0), Candidate(info.name, info.origin, False, 0.0, reason))
+                )
+            elif confidence <= 0:
+                answers.append(
+                    ((-1, 0.0, 0, 0), Candidate(info.name, info.origin, False, 0.0, "declined"))
+                )
+            else:
+                key = (info.priority, confidence, entry.rank, -entry.order)
+                answers.append((key, Candidate(info.name, info.origin, True, confidence)))
+        answers.sort(key=lambda pair: (pair[1].accepted, pair[0]), reverse=True)
+        return [candidate for _, candidate in answers]
+
+    def select(self, path: Path) -> BaseConverter | None:
+        """The converter that takes ``path``, or ``None`` when none accepts it."""
+        best = next(iter(self.candidates(path)), None)
+        if best is None or not best.accepted:
+            return None
+        return self.get(best.name)
+
+    # --- conversion -----------------------------------------------------
+
+    def convert(self, path: Path) -> Conversion:
+        """Convert ``path``; blocking. Raises :class:`ConversionError` only."""
+        path = Path(path)
+        try:
+            return self._convert(path)
+        except ConversionError:
+            raise
+        except (Exception, SystemExit) as exc:  # a bug here must still be contained
+            raise ConversionError(
+                f"{path.name}: conversion failed unexpectedly: {type(exc).__name__}: {exc}",
+                file=path,
+            ) from exc
+
+    def _convert(self, path: Path) -> Conversion:
+        self._ensure_loaded()
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            raise ConversionError(f"{path}: file not found", file=path) from None
+        except OSError as exc:
+            raise ConversionError(f"{path}: cannot be read ({exc.strerror})", file=path) from None
+        if not path.is_file():
+            raise ConversionError(f"{path}: not a regular file", file=path)
+        if stat.st_size > self._max_file_size:
+            raise ConversionError(
+                f"{path.name}: file is {stat.st_size} bytes, larger than max_file_size "
+                f"({self._max_file_size} bytes); refused before parsing. Raise max_file_size "
+                "in the config if such files are genuine",
+                file=path,
+            )
+        if stat.st_size == 0:
+            raise ConversionError(
+                f"{path.name}: file is empty; there is no result in it", file=path
+            )
+        try:
+            sha256 = _sha256(path)
+        except OSError as exc:
+            raise ConversionError(f"{path}: cannot be read ({exc.strerror})", file=path) from None
+
+        candidates = self.candidates(path)
+        chosen = candidates[0] if candidates and candidates[0].accepted else None
+        converter = self.get(chosen.name) if chosen else None
+        if chosen is None or converter is None:
+            tried = "; ".join(f"{c.name} ({c.reason})" for c in candidates) or "none loaded"
+            raise ConversionError(
+                f"{path.name}: no converter accepts this file. Tried: {tried}. Add a converter "
+                "plugin for this format or adjust the converters' patterns in the config",
+                file=path,
+            )
+        name = chosen.name
+        try:
+            output = converter.convert(path)
+        except ConversionError as exc:
+            if exc.converter is None:
+                exc.converter = name
+            if exc.file is None:
+                exc.file = path
+            raise
+        except (Exception, SystemExit) as exc:
+            raise ConversionError(
+                f"{path.name}: converter {name!r} failed: {type(exc).__name__}: {exc}",
+                converter=name,
+                file=path,
+            ) from exc
+        try:
+            reports = normalize_output(output, sha256=sha256, defaults=self._defaults)
+        except OutputError as exc:
+            raise ConversionError(
+                f"{path.name}: converter {name!r} {exc}", converter=name, file=path
+            ) from None
+        log.info(
+            "%s: converted by %r (%s) into %d report(s): %s",
+            path.name,
+            name,
+            chosen.origin,
+            len(reports),
+            ", ".join(str(r["id"]) for r in reports),
+        )
+        return Conversion(source=path, converter=name, source_sha256=sha256, reports=reports)
+
+
+def _first_line(doc: str | None) -> str:
+    return (doc or "").strip().splitlines()[0] if (doc or "").strip() else ""

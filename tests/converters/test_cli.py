@@ -1,0 +1,167 @@
+"""`pywats-client convert` and `pywats-client converters`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pywats_client.cli import main
+from tests.converters.support import sample
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def station(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A station folder with the seed README's converter in ./converters."""
+    (tmp_path / "converters").mkdir()
+    shutil.copy(sample("seed/my_converter.py.txt"), tmp_path / "converters" / "my_converter.py")
+    shutil.copy(sample("seed/board_0042.test"), tmp_path / "board_0042.test")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_convert_shows_the_converter_and_the_wsjf(
+    capsys: pytest.CaptureFixture[str], station: Path
+) -> None:
+    code, out, err = run(capsys, "convert", "board_0042.test")
+    assert code == 0, err
+    assert "converted by My Test System Converter" in out
+    assert "plugin:" in out and "my_converter.py" in out
+    assert '"sn": "B400-0042"' in out
+    assert err == ""
+
+
+def test_convert_json_is_one_document_for_programs(
+    capsys: pytest.CaptureFixture[str], station: Path
+) -> None:
+    code, out, _ = run(capsys, "convert", str(sample("wats_text/sn000123_pass.txt")), "--json")
+    assert code == 0
+    document = json.loads(out)
+    assert (document["converter"], document["origin"]) == ("wats-text", "built-in")
+    assert len(document["source_sha256"]) == 64
+    (report,) = document["reports"]
+    assert report["sn"] == "SN-000123"
+
+
+def test_convert_with_a_config_uses_its_instance_and_converter_settings(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    config = tmp_path / "station.json"
+    config.write_text(
+        json.dumps(
+            {
+                "instance_name": "line9",
+                "location": "Oslo",
+                "converters": {"csv": {"patterns": ["*.log"], "fields": {"start": "TestTime"}}},
+            }
+        )
+    )
+    log = tmp_path / "station7.log"
+    shutil.copy(sample("csv/station7.log"), log)
+    code, out, err = run(capsys, "convert", str(log), "--config", str(config), "--json")
+    assert code == 0, err
+    (report,) = json.loads(out)["reports"]
+    assert report["location"] == "Oslo"
+    assert report["start"] == "2026-03-09T11:04:55+01:00"
+
+
+def test_a_conversion_error_exits_1_naming_converter_and_reason(
+    capsys: pytest.CaptureFixture[str], station: Path
+) -> None:
+    path = str(sample("wats_text/unknown_uut_status.txt"))
+    code, out, err = run(capsys, "convert", path)
+    assert code == 1
+    assert "UUTStatus 'Maybe' is not Passed" in err
+    code, out, _ = run(capsys, "convert", path, "--json")
+    document = json.loads(out)
+    assert code == 1 and document["converter"] == "wats-text"
+    assert "Maybe" in document["error"]
+
+
+def test_no_converter_exits_1_listing_what_was_tried(
+    capsys: pytest.CaptureFixture[str], station: Path
+) -> None:
+    (station / "scope.png").write_bytes(b"\x89PNG....")
+    code, out, err = run(capsys, "convert", "scope.png")
+    assert code == 1
+    assert "no converter accepts this file" in err
+    assert "converters tried" in err and "My Test System Converter" in err
+    code, out, _ = run(capsys, "convert", "scope.png", "--json")
+    tried = {t["name"]: t for t in json.loads(out)["tried"]}
+    assert tried["csv"]["reason"] == "name does not match *.csv, *.tsv"
+
+
+def test_a_crashing_plugin_shows_its_traceback(
+    capsys: pytest.CaptureFixture[str], station: Path
+) -> None:
+    (station / "converters" / "my_converter.py").write_text(
+        "from pywats_client.converters import BaseConverter\n"
+        "class Crash(BaseConverter):\n"
+        "    name = 'crash'\n"
+        "    patterns = ['*.test']\n"
+        "    def convert(self, file_path):\n"
+        "        return 1 / 0\n"
+    )
+    code, _, err = run(capsys, "convert", "board_0042.test")
+    assert code == 1
+    assert "converter 'crash' failed: ZeroDivisionError" in err
+    assert "Traceback" in err and "return 1 / 0" in err
+
+
+def test_converters_lists_built_ins_and_plugins_with_origin(
+    capsys: pytest.CaptureFixture[str], station: Path
+) -> None:
+    code, out, err = run(capsys, "converters", "--json")
+    assert code == 0, err
+    document = json.loads(out)
+    origins = {c["name"]: c["origin"] for c in document["converters"]}
+    assert {k: v for k, v in origins.items() if v == "built-in"}.keys() == {
+        "wsjf",
+        "wsxf",
+        "wats-text",
+        "junit",
+        "atml",
+        "csv",
+    }
+    assert origins["My Test System Converter"].endswith("my_converter.py")
+    assert document["problems"] == []
+    code, out, _ = run(capsys, "converters")
+    assert code == 0 and "wats-text" in out and "built-in" in out
+
+
+def test_converters_reports_load_problems_and_exits_1(
+    capsys: pytest.CaptureFixture[str], station: Path
+) -> None:
+    plugins = station / "plugins"
+    plugins.mkdir()
+    (plugins / "broken.py").write_text("import does_not_exist_anywhere\n")
+    code, _, err = run(capsys, "converters", "--converter-path", str(plugins))
+    assert code == 1
+    assert "broken.py" in err and "ModuleNotFoundError" in err and "line 1" in err
+    code, out, _ = run(capsys, "converters", "--converter-path", str(plugins), "--json")
+    (problem,) = json.loads(out)["problems"]
+    assert problem["file"].endswith("broken.py")
+
+
+def test_a_bad_config_is_a_usage_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    config = tmp_path / "bad.json"
+    config.write_text('{"converters": []}')
+    code, _, err = run(capsys, "converters", "--config", str(config))
+    assert code == 2 and "converters" in err
+
+
+@pytest.mark.parametrize("command", ["convert", "converters"])
+def test_help_has_an_example(capsys: pytest.CaptureFixture[str], command: str) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main([command, "--help"])
+    assert caught.value.code == 0
+    out = capsys.readouterr().out
+    assert "example" in out and f"pywats-client {command}" in out

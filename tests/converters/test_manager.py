@@ -1,0 +1,838 @@
+"""ConverterManager: discovery, isolation, selection, containment, ids, defaults."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pywats_client.converters import (
+    REPORT_ID_NAMESPACE,
+    BaseConverter,
+    ConverterManager,
+    report_id,
+)
+from pywats_client.core.config import ClientConfig
+from pywats_client.errors import ConversionError, RejectedError
+from pywats_client.models import UUTReport
+from tests.converters.support import sample
+
+#: Written out here on purpose: changing the namespace would change every
+#: derived id and make resubmissions after an upgrade into duplicates.
+EXPECTED_NAMESPACE = uuid.UUID("6f1c2d0e-5a8b-4c3e-9f7a-1d2b3c4e5f60")
+
+PLUGIN_HEADER = """\
+from pathlib import Path
+from pywats_client.converters import BaseConverter
+from pywats_client.models import UUTReport, UURReport
+"""
+
+
+def write_plugin(folder: Path, name: str, body: str, header: str = PLUGIN_HEADER) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(header + textwrap.dedent(body), encoding="utf-8")
+    return path
+
+
+def make_config(tmp_path: Path, **overrides: Any) -> ClientConfig:
+    settings: dict[str, Any] = {
+        "instance_name": "line2-st4",
+        "converter_path": str(tmp_path / "converters"),
+        "station_name": "line2-st4-pc",
+        "location": "Bergen",
+        "purpose": "Production",
+    }
+    settings.update(overrides)
+    return ClientConfig(**settings)
+
+
+def manager_for(tmp_path: Path, *, builtins: bool = False, **overrides: Any) -> ConverterManager:
+    return ConverterManager(
+        make_config(tmp_path, **overrides), builtins=builtins, entry_points=False
+    )
+
+
+SIMPLE = """
+class Simple(BaseConverter):
+    name = "simple"
+    description = "one report per .dat file"
+    patterns = ["*.dat"]
+
+    def convert(self, file_path: Path):
+        return UUTReport(pn="PN-1", sn=file_path.stem, pass_fail=True,
+                         start_date_time="2026-03-01T10:00:00+01:00")
+"""
+
+
+# --- the seed README example ---------------------------------------------------
+
+
+def test_seed_readme_example_is_discovered_and_converts_a_test_file(tmp_path: Path) -> None:
+    """The README's MyConverter, saved verbatim as converters/my_converter.py, just works."""
+    converters = tmp_path / "converters"
+    converters.mkdir()
+    shutil.copy(sample("seed/my_converter.py.txt"), converters / "my_converter.py")
+    source = tmp_path / "board_0042.test"
+    shutil.copy(sample("seed/board_0042.test"), source)
+    manager = ConverterManager(make_config(tmp_path))
+
+    assert manager.load() == []
+    info = next(i for i in manager.converters if i.name == "My Test System Converter")
+    assert info.origin == f"plugin:{converters / 'my_converter.py'}"
+    assert info.description == "Converts .test files to WATS format"
+    conversion = manager.convert(source)
+
+    assert conversion.converter == "My Test System Converter"
+    (report,) = conversion.reports
+    assert (report["pn"], report["sn"], report["rev"], report["result"]) == (
+        "PCBA-400",
+        "B400-0042",
+        "A",
+        "P",
+    )
+    assert report["start"] == "2026-03-14T08:12:30+01:00"
+    steps = report["root"]["steps"]
+    assert [s["stepType"] for s in steps] == ["ET_NLT", "SequenceCall", "ET_PFT", "ET_SVT"]
+    assert steps[1]["steps"][1]["numericMeas"][0] == {
+        "value": 3.36,
+        "unit": "V",
+        "compOp": "GELE",
+        "lowLimit": 3.2,
+        "highLimit": 3.4,
+        "status": "P",
+    }
+    assert "pywats" not in sys.modules, "the pywats alias must not outlive the plugin import"
+
+
+def test_pywats_alias_logs_a_hint_and_gives_the_real_models(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pywats_client.converters._loader as loader
+
+    monkeypatch.setattr(loader, "_hint_logged", False)
+    write_plugin(
+        tmp_path / "converters",
+        "legacy.py",
+        """
+        import pywats.models
+        from pywats.models import UUTReport as Legacy
+
+        class LegacyConverter(BaseConverter):
+            name = "legacy"
+            patterns = ["*.dat"]
+            report_class = Legacy
+            module = pywats.models
+
+            def convert(self, file_path: Path):
+                raise NotImplementedError
+        """,
+    )
+    manager = manager_for(tmp_path)
+    with caplog.at_level(logging.INFO, logger="pywats_client.converters"):
+        assert manager.load() == []
+    converter: Any = manager.get("legacy")
+    assert converter.report_class is UUTReport
+    assert "from pywats_client.models import UUTReport" in caplog.text
+    assert "pywats" not in sys.modules and "pywats.models" not in sys.modules
+
+
+# --- discovery and isolation ------------------------------------------------------
+
+
+def test_broken_plugins_are_reported_with_file_and_line_and_others_still_load(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "converters"
+    write_plugin(folder, "good.py", SIMPLE)
+    syntax = write_plugin(folder, "syntax.py", "class Broken(BaseConverter:\n    pass\n")
+    raises = write_plugin(folder, "raises.py", "\nraise RuntimeError('no licence dongle')\n")
+    exits = write_plugin(folder, "exits.py", "import sys\nsys.exit(3)\n")
+    empty = write_plugin(folder, "helpers_only.py", "def helper():\n    return 1\n")
+    abstract = write_plugin(
+        folder, "abstract.py", "class Half(BaseConverter):\n    name = 'half'\n"
+    )
+    write_plugin(folder, "_private_helper.py", "raise RuntimeError('never imported')\n")
+    write_plugin(
+        folder,
+        "bad_init.py",
+        """
+        class NeedsArgs(BaseConverter):
+            name = "needs-args"
+            def __init__(self, required):
+                pass
+            def convert(self, file_path):
+                return []
+        """,
+    )
+
+    manager = manager_for(tmp_path)
+    problems = {p.file.name if p.file else p.origin: p for p in manager.load()}
+
+    assert [i.name for i in manager.converters] == ["simple"]
+    header_lines = PLUGIN_HEADER.count("\n")
+    assert problems["syntax.py"].file == syntax
+    assert f"line {header_lines + 1}: SyntaxError" in problems["syntax.py"].error
+    assert problems["raises.py"].file == raises
+    assert (
+        f"line {header_lines + 2}: RuntimeError: no licence dongle" in problems["raises.py"].error
+    )
+    assert "Traceback" in problems["raises.py"].details
+    assert problems["exits.py"].file == exits and "SystemExit" in problems["exits.py"].error
+    assert problems["helpers_only.py"].file == empty
+    assert "no BaseConverter subclass" in problems["helpers_only.py"].error
+    assert problems["abstract.py"].file == abstract
+    assert "Half (missing convert)" in problems["abstract.py"].error
+    bad_init = next(p for p in problems.values() if "NeedsArgs" in p.error)
+    assert "cannot be set up" in bad_init.error and bad_init.origin.endswith("bad_init.py")
+    assert "_private_helper.py" not in problems
+    assert len(problems) == 6
+
+
+def test_bad_class_attributes_are_load_problems(tmp_path: Path) -> None:
+    write_plugin(
+        tmp_path / "converters",
+        "attrs.py",
+        """
+        class NumberName(BaseConverter):
+            name = 42
+            def convert(self, file_path):
+                return []
+
+        class WordPriority(BaseConverter):
+            name = "word-priority"
+            priority = "high"
+            def convert(self, file_path):
+                return []
+        """,
+    )
+    manager = manager_for(tmp_path)
+    errors = sorted(p.error for p in manager.load())
+    assert "name must be a non-empty string, not 42" in errors[0]
+    assert "priority must be a whole number, not 'high'" in errors[1]
+    assert manager.converters == []
+
+
+def test_same_file_name_in_two_folders_loads_as_two_separate_modules(tmp_path: Path) -> None:
+    body = """
+    STATE = []
+
+    class C{n}(BaseConverter):
+        name = "conv-{n}"
+        patterns = ["*.dat"]
+
+        def convert(self, file_path: Path):
+            STATE.append({n})
+            return {{"pn": "P", "sn": "S{n}", "start": "2026-03-01T10:00:00+01:00"}}
+    """
+    write_plugin(tmp_path / "a", "converter.py", body.format(n=1))
+    write_plugin(tmp_path / "b", "converter.py", body.format(n=2))
+    manager = ConverterManager.from_dirs(
+        [tmp_path / "a", tmp_path / "b"], builtins=False, entry_points=False
+    )
+    assert manager.load() == []
+    one, two = manager.get("conv-1"), manager.get("conv-2")
+    assert one is not None and two is not None
+    module_one = sys.modules[type(one).__module__]
+    module_two = sys.modules[type(two).__module__]
+    assert module_one is not module_two
+    assert "converter" not in sys.modules
+    assert module_one.STATE is not module_two.STATE
+
+
+def test_reload_picks_up_a_fixed_plugin(tmp_path: Path) -> None:
+    folder = tmp_path / "converters"
+    path = write_plugin(folder, "fixme.py", "raise ImportError('half written')\n")
+    manager = manager_for(tmp_path)
+    assert len(manager.load()) == 1
+    write_plugin(folder, path.name, SIMPLE)
+    assert manager.load() == []
+    assert [i.name for i in manager.converters] == ["simple"]
+
+
+def test_missing_plugin_folder_is_fine_and_a_file_in_its_place_is_reported(
+    tmp_path: Path,
+) -> None:
+    assert manager_for(tmp_path).load() == []
+    (tmp_path / "converters").write_text("not a folder")
+    (problem,) = manager_for(tmp_path).load()
+    assert "not a folder" in problem.error
+
+
+def test_load_never_raises_even_when_a_source_cannot_be_searched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pywats_client.converters.manager as manager_module
+
+    def unreadable(folder: Path) -> Any:
+        raise PermissionError(13, "Permission denied", str(folder))
+
+    monkeypatch.setattr(manager_module, "discover_plugin_dir", unreadable)
+    manager = manager_for(tmp_path, builtins=True)
+    (problem,) = manager.load()
+    assert problem.origin == f"plugin:{tmp_path / 'converters'}"
+    assert "cannot be searched" in problem.error and "Permission denied" in problem.error
+    assert "csv" in [i.name for i in manager.converters]
+
+
+# --- selection ------------------------------------------------------------------
+
+
+def _acceptor(name: str, answer: Any, priority: int = 0) -> str:
+    return f"""
+class {name.replace("-", "_").title()}(BaseConverter):
+    name = "{name}"
+    priority = {priority}
+
+    def can_convert(self, file_path):
+        return {answer!r}
+
+    def convert(self, file_path):
+        return {{"pn": "P", "sn": "{name}", "start": "2026-03-01T10:00:00+01:00"}}
+"""
+
+
+def test_priority_beats_confidence_and_confidence_breaks_ties(tmp_path: Path) -> None:
+    folder = tmp_path / "converters"
+    write_plugin(folder, "a.py", _acceptor("sure-low-priority", True, priority=0))
+    write_plugin(folder, "b.py", _acceptor("unsure-high-priority", 0.2, priority=5))
+    write_plugin(folder, "c.py", _acceptor("more-sure", 0.9, priority=5))
+    write_plugin(folder, "d.py", _acceptor("declines", False, priority=99))
+    manager = manager_for(tmp_path)
+    manager.load()
+    source = tmp_path / "x.bin"
+    source.write_text("data")
+
+    candidates = manager.candidates(source)
+    assert [c.name for c in candidates if c.accepted] == [
+        "more-sure",
+        "unsure-high-priority",
+        "sure-low-priority",
+    ]
+    assert manager.select(source) is manager.get("more-sure")
+    assert manager.convert(source).converter == "more-sure"
+    declined = next(c for c in candidates if c.name == "declines")
+    assert not declined.accepted and declined.reason == "declined"
+
+
+def test_a_plugin_beats_a_built_in_on_a_tie(tmp_path: Path) -> None:
+    write_plugin(
+        tmp_path / "converters",
+        "my_txt.py",
+        """
+        class MyTxt(BaseConverter):
+            name = "my-txt"
+
+            def can_convert(self, file_path):
+                return 0.95  # the same confidence the built-in gives its own files
+
+            def convert(self, file_path):
+                return {"pn": "P", "sn": "S", "start": "2026-03-01T10:00:00+01:00"}
+        """,
+    )
+    manager = manager_for(tmp_path, builtins=True)
+    manager.load()
+    source = sample("wats_text/sn000123_pass.txt")
+    top_two = manager.candidates(source)[:2]
+    assert [(c.name, c.confidence) for c in top_two] == [("my-txt", 0.95), ("wats-text", 0.95)]
+    assert manager.convert(source).converter == "my-txt"
+
+
+def test_patterns_from_the_config_decide_which_files_a_converter_is_offered(
+    tmp_path: Path,
+) -> None:
+    write_plugin(tmp_path / "converters", "simple.py", SIMPLE)
+    manager = manager_for(tmp_path, converters={"simple": {"patterns": ["*.LOG"]}})
+    manager.load()
+    dat, log = tmp_path / "a.dat", tmp_path / "b.log"
+    dat.write_text("x")
+    log.write_text("x")
+    assert manager.select(dat) is None
+    assert manager.select(log) is manager.get("simple")  # case-insensitive, as on Windows
+    (info,) = manager.converters
+    assert info.patterns == ("*.LOG",)
+
+
+def test_can_convert_that_raises_or_answers_nonsense_only_declines(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "converters"
+    write_plugin(
+        folder,
+        "bad.py",
+        """
+        class Bad(BaseConverter):
+            name = "raises"
+            def can_convert(self, file_path):
+                raise OSError("share went away")
+            def convert(self, file_path):
+                raise AssertionError("never called")
+
+        class Odd(BaseConverter):
+            name = "odd"
+            def can_convert(self, file_path):
+                return "yes please"
+            def convert(self, file_path):
+                raise AssertionError("never called")
+
+        class Quits(BaseConverter):
+            name = "quits"
+            def can_convert(self, file_path):
+                raise SystemExit(2)
+            def convert(self, file_path):
+                raise AssertionError("never called")
+        """,
+    )
+    write_plugin(folder, "simple.py", SIMPLE)
+    manager = manager_for(tmp_path)
+    manager.load()
+    source = tmp_path / "u.dat"
+    source.write_text("x")
+    with caplog.at_level(logging.WARNING):
+        assert manager.convert(source).converter == "simple"
+    reasons = {c.name: c.reason for c in manager.candidates(source)}
+    assert reasons["raises"] == "can_convert raised OSError: share went away"
+    assert "not a bool or a confidence" in reasons["odd"]
+    assert reasons["quits"] == "can_convert raised SystemExit: 2"
+    assert manager.select(source) is manager.get("simple")
+    assert "share went away" in caplog.text
+
+
+def test_no_converter_is_a_conversion_error_listing_what_was_tried(tmp_path: Path) -> None:
+    manager = manager_for(tmp_path, builtins=True)
+    source = tmp_path / "scope_capture.bin"
+    source.write_bytes(b"\x89PNG\r\n\x1a\n....")
+    with pytest.raises(ConversionError) as caught:
+        manager.convert(source)
+    assert caught.value.converter is None and caught.value.file == source
+    message = str(caught.value)
+    assert "no converter accepts" in message
+    assert "wsjf (name does not match *.json, *.wsjf)" in message
+
+
+# --- what a converter may return ------------------------------------------------------
+
+
+RETURNS = """
+import datetime as dt
+from pywats_client.models import NumericLimitStep
+
+START = dt.datetime(2026, 3, 1, 10, 0, tzinfo=dt.timezone.utc)
+
+class Returns(BaseConverter):
+    name = "returns"
+
+    def can_convert(self, file_path):
+        return True
+
+    def convert(self, file_path):
+        kind = file_path.read_text().strip()
+        uut = UUTReport(pn="PN-7", sn="SN-7", pass_fail=False, start_date_time=START)
+        uut.steps.append(self.create_step({"name": "V", "value": 1.0, "low": 2.0}))
+        uur = UURReport(pn="PN-7", sn="SN-7", start=START)
+        wsjf = {"type": "T", "pn": "PN-8", "sn": "SN-8", "start": "2026-03-01T11:00:00Z"}
+        return {
+            "model": uut,
+            "repair": uur,
+            "dict": wsjf,
+            "list": [uut, wsjf, uur],
+            "tuple": (wsjf,),
+            "none": None,
+            "text": "PN-7;SN-7;PASS",
+            "generator": (r for r in [wsjf]),
+            "empty": [],
+            "bad-dict": {"pn": "PN-9"},
+            "bad-in-list": [wsjf, 42],
+            "same-id": [dict(wsjf, id="0b6c3a52-5f41-4d7e-9a57-2f1d8c4e9b10"),
+                        dict(wsjf, id="0b6c3a52-5f41-4d7e-9a57-2f1d8c4e9b10")],
+        }[kind]
+"""
+
+
+@pytest.fixture
+def returns(tmp_path: Path) -> tuple[ConverterManager, Path]:
+    write_plugin(tmp_path / "converters", "returns.py", RETURNS)
+    manager = manager_for(tmp_path)
+    assert manager.load() == []
+    return manager, tmp_path / "in.txt"
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        ("model", [("T", "SN-7", "F")]),
+        ("repair", [("R", "SN-7", "P")]),
+        ("dict", [("T", "SN-8", "P")]),
+        ("list", [("T", "SN-7", "F"), ("T", "SN-8", "P"), ("R", "SN-7", "P")]),
+        ("tuple", [("T", "SN-8", "P")]),
+    ],
+)
+def test_accepted_return_types(
+    returns: tuple[ConverterManager, Path], kind: str, expected: list[tuple[str, str, str]]
+) -> None:
+    manager, source = returns
+    source.write_text(kind)
+    conversion = manager.convert(source)
+    assert [(r["type"], r["sn"], r["result"]) for r in conversion.reports] == expected
+    for report in conversion.reports:
+        uuid.UUID(report["id"])
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [
+        ("none", "returned builtins.NoneType"),
+        ("text", "returned builtins.str"),
+        ("generator", "returned builtins.generator"),
+        ("empty", "returned an empty list"),
+        ("bad-dict", "report 0 is not valid WSJF: sn: is required"),
+        ("bad-in-list", "returned builtins.int"),
+        ("same-id", "reports 0 and 1 share the id"),
+    ],
+)
+def test_anything_else_is_a_conversion_error_naming_the_converter(
+    returns: tuple[ConverterManager, Path], kind: str, reason: str
+) -> None:
+    manager, source = returns
+    source.write_text(kind)
+    with pytest.raises(ConversionError) as caught:
+        manager.convert(source)
+    assert caught.value.converter == "returns"
+    assert caught.value.file == source
+    assert reason in str(caught.value)
+    assert "'returns'" in str(caught.value)
+
+
+# --- containment ------------------------------------------------------------------------
+
+
+CRASHY = """
+class Crashy(BaseConverter):
+    name = "crashy"
+
+    def can_convert(self, file_path):
+        return True
+
+    def convert(self, file_path):
+        kind = file_path.read_text().strip()
+        if kind == "value":
+            raise ValueError("column 7 is not a number")
+        if kind == "exit":
+            raise SystemExit(1)
+        if kind == "own":
+            from pywats_client.errors import ConversionError
+            raise ConversionError("station wrote a half file")
+        if kind == "recursion":
+            def deep(n):
+                return deep(n + 1)
+            deep(0)
+        raise KeyError(kind)
+"""
+
+
+@pytest.mark.parametrize(
+    ("kind", "cause", "text"),
+    [
+        ("value", ValueError, "ValueError: column 7 is not a number"),
+        ("exit", SystemExit, "SystemExit"),
+        ("recursion", RecursionError, "RecursionError"),
+        ("other", KeyError, "KeyError: 'other'"),
+    ],
+)
+def test_a_converter_exception_becomes_a_conversion_error_with_its_cause(
+    tmp_path: Path, kind: str, cause: type[BaseException], text: str
+) -> None:
+    write_plugin(tmp_path / "converters", "crashy.py", CRASHY)
+    manager = manager_for(tmp_path)
+    manager.load()
+    source = tmp_path / "f.txt"
+    source.write_text(kind)
+    with pytest.raises(ConversionError) as caught:
+        manager.convert(source)
+    error = caught.value
+    assert isinstance(error, RejectedError)
+    assert (error.converter, error.file) == ("crashy", source)
+    assert isinstance(error.__cause__, cause)
+    assert error.__cause__.__traceback__ is not None  # the intake writes it to .error.txt
+    assert text in str(error) and "f.txt" in str(error)
+
+
+def test_a_converters_own_conversion_error_gets_its_name_and_file(tmp_path: Path) -> None:
+    write_plugin(tmp_path / "converters", "crashy.py", CRASHY)
+    manager = manager_for(tmp_path)
+    source = tmp_path / "f.txt"
+    source.write_text("own")
+    with pytest.raises(ConversionError, match="station wrote a half file") as caught:
+        manager.convert(source)
+    assert (caught.value.converter, caught.value.file) == ("crashy", source)
+
+
+def test_files_over_max_file_size_are_refused_before_any_parsing(tmp_path: Path) -> None:
+    write_plugin(
+        tmp_path / "converters",
+        "spy.py",
+        """
+        CALLS = []
+
+        class Spy(BaseConverter):
+            name = "spy"
+            def can_convert(self, file_path):
+                CALLS.append("can_convert")
+                return True
+            def convert(self, file_path):
+                CALLS.append("convert")
+                raise AssertionError("must not be called")
+        """,
+    )
+    manager = manager_for(tmp_path, max_file_size=1000)
+    manager.load()
+    big = tmp_path / "huge.log"
+    big.write_bytes(b"x" * 1001)
+    with pytest.raises(ConversionError) as caught:
+        manager.convert(big)
+    assert "1001 bytes, larger than max_file_size (1000 bytes)" in str(caught.value)
+    spy = manager.get("spy")
+    assert spy is not None and sys.modules[type(spy).__module__].CALLS == []
+
+
+@pytest.mark.parametrize("case", ["empty", "missing", "folder"])
+def test_empty_missing_and_non_files_are_refused(tmp_path: Path, case: str) -> None:
+    manager = manager_for(tmp_path, builtins=True)
+    path = tmp_path / "thing.txt"
+    if case == "empty":
+        path.write_bytes(b"")
+    elif case == "folder":
+        path.mkdir()
+    with pytest.raises(ConversionError) as caught:
+        manager.convert(path)
+    assert caught.value.file == path
+    assert {"empty": "empty", "missing": "not found", "folder": "not a regular file"}[case] in str(
+        caught.value
+    )
+
+
+# --- ids and station defaults ----------------------------------------------------------
+
+
+def test_ids_are_derived_from_instance_content_and_position(tmp_path: Path) -> None:
+    assert EXPECTED_NAMESPACE == REPORT_ID_NAMESPACE
+    source = tmp_path / "two.json"
+    shutil.copy(sample("wsjf/two_units_no_ids.json"), source)
+    first = manager_for(tmp_path, builtins=True).convert(source)
+    again = manager_for(tmp_path, builtins=True).convert(source)
+    other_instance = manager_for(tmp_path, builtins=True, instance_name="line3-st1").convert(source)
+
+    ids = [r["id"] for r in first.reports]
+    assert ids == [r["id"] for r in again.reports]
+    assert ids == [
+        str(uuid.uuid5(EXPECTED_NAMESPACE, f"line2-st4\n{first.source_sha256}\n{i}"))
+        for i in range(2)
+    ]
+    assert ids == [str(report_id("line2-st4", first.source_sha256, i)) for i in range(2)]
+    assert len(set(ids)) == 2
+    assert not set(ids) & {r["id"] for r in other_instance.reports}
+
+    source.write_bytes(source.read_bytes() + b"\n")  # same reports, different bytes
+    changed = manager_for(tmp_path, builtins=True).convert(source)
+    assert not set(ids) & {r["id"] for r in changed.reports}
+
+
+def test_an_id_the_converter_chose_is_kept(tmp_path: Path) -> None:
+    write_plugin(
+        tmp_path / "converters",
+        "fixed.py",
+        """
+        import uuid
+
+        class Fixed(BaseConverter):
+            name = "fixed"
+            patterns = ["*.dat"]
+            def convert(self, file_path):
+                report = UUTReport(pn="P", sn="S", start="2026-03-01T10:00:00Z")
+                report.id = uuid.UUID("12345678-1234-5678-1234-567812345678")
+                unset = UUTReport(pn="P", sn="T", start="2026-03-01T10:00:00Z")
+                return [report, unset]
+        """,
+    )
+    source = tmp_path / "a.dat"
+    source.write_text("x")
+    conversion = manager_for(tmp_path).convert(source)
+    assert conversion.reports[0]["id"] == "12345678-1234-5678-1234-567812345678"
+    assert conversion.reports[1]["id"] == str(report_id("line2-st4", conversion.source_sha256, 1))
+
+
+def test_station_identity_is_filled_in_only_where_missing(tmp_path: Path) -> None:
+    write_plugin(
+        tmp_path / "converters",
+        "ident.py",
+        """
+        class Ident(BaseConverter):
+            name = "ident"
+            patterns = ["*.dat"]
+            def convert(self, file_path):
+                base = {"pn": "P", "start": "2026-03-01T10:00:00Z"}
+                return [dict(base, sn="A"),
+                        dict(base, sn="B", machineName="tester-7", location="Oslo",
+                             purpose="", type="T")]
+        """,
+    )
+    source = tmp_path / "a.dat"
+    source.write_text("x")
+    first, second = manager_for(tmp_path).convert(source).reports
+    assert (first["machineName"], first["location"], first["purpose"]) == (
+        "line2-st4-pc",
+        "Bergen",
+        "Production",
+    )
+    assert (second["machineName"], second["location"], second["purpose"]) == (
+        "tester-7",
+        "Oslo",
+        "Production",
+    )
+
+
+def test_the_converter_that_took_a_file_is_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write_plugin(tmp_path / "converters", "simple.py", SIMPLE)
+    source = tmp_path / "u-17.dat"
+    source.write_text("x")
+    with caplog.at_level(logging.INFO, logger="pywats_client.converters"):
+        conversion = manager_for(tmp_path).convert(source)
+    line = next(r.getMessage() for r in caplog.records if "converted by" in r.getMessage())
+    assert "u-17.dat" in line and "'simple'" in line and conversion.reports[0]["id"] in line
+
+
+# --- configuration -------------------------------------------------------------------
+
+
+def test_config_can_disable_and_must_name_real_converters(tmp_path: Path) -> None:
+    manager = manager_for(
+        tmp_path,
+        builtins=True,
+        converters={"junit": {"enabled": False}, "cvs": {"delimiter": ";"}},
+    )
+    problems = manager.load()
+    names = [i.name for i in manager.converters]
+    assert "junit" not in names and "csv" in names
+    (problem,) = problems
+    assert problem.origin == "config"
+    assert "converters.cvs: no converter of that name" in problem.error
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"patterns": "*.csv"}, "converters.csv.patterns must be a list of globs"),
+        ({"priority": "high"}, "converters.csv.priority must be a whole number"),
+        ({"enabled": "no"}, "converters.csv.enabled must be true or false"),
+        ({"max_size": 0}, "converters.csv.max_size must be a positive number"),
+        ({"delimter": ";"}, "converters.csv.delimter: unknown setting"),
+        ({"layout": "rows"}, 'converters.csv.layout: "auto", "steps" or "units"'),
+    ],
+)
+def test_bad_converter_settings_are_load_problems_naming_the_key(
+    tmp_path: Path, settings: dict[str, Any], message: str
+) -> None:
+    manager = manager_for(tmp_path, builtins=True, converters={"csv": settings})
+    problems = manager.load()
+    assert any(message in p.error for p in problems), problems
+    assert "csv" not in [i.name for i in manager.converters]
+
+
+def test_priority_from_the_config_overrides_the_class(tmp_path: Path) -> None:
+    manager = manager_for(tmp_path, builtins=True, converters={"csv": {"priority": 7}})
+    manager.load()
+    assert next(i for i in manager.converters if i.name == "csv").priority == 7
+
+
+def test_plugin_with_a_built_in_name_replaces_it_and_plugin_duplicates_are_problems(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "converters"
+    body = """
+    class Mine{n}(BaseConverter):
+        name = "csv"
+        patterns = ["*.csv"]
+        def convert(self, file_path):
+            return {{"pn": "P", "sn": "S", "start": "2026-03-01T10:00:00Z"}}
+    """
+    write_plugin(folder, "a_csv.py", body.format(n=1))
+    write_plugin(folder, "b_csv.py", body.format(n=2))
+    manager = manager_for(tmp_path, builtins=True)
+    problems = manager.load()
+    csv_info = next(i for i in manager.converters if i.name == "csv")
+    assert csv_info.origin.endswith("a_csv.py")
+    (problem,) = problems
+    assert problem.origin.endswith("b_csv.py") and "already used by plugin:" in problem.error
+
+
+# --- entry points ------------------------------------------------------------------------
+
+
+def test_converters_from_installed_packages_are_found_by_entry_point(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = tmp_path / "site"
+    (site / "acme_converters").mkdir(parents=True)
+    (site / "acme_converters" / "__init__.py").write_text(
+        PLUGIN_HEADER
+        + textwrap.dedent(
+            """
+            class AcmeIct(BaseConverter):
+                name = "acme-ict"
+                description = "ACME ICT logs"
+                patterns = ["*.ict"]
+                def convert(self, file_path):
+                    return {"pn": "ACME", "sn": file_path.stem, "start": "2026-03-01T10:00:00Z"}
+            """
+        )
+    )
+    dist = site / "acme_converters-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-converters\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(
+        "[pywats_client.converters]\n"
+        "ict = acme_converters:AcmeIct\n"
+        "broken = acme_converters:DoesNotExist\n"
+        "notaconverter = acme_converters:Path\n"
+    )
+    monkeypatch.syspath_prepend(str(site))
+    manager = ConverterManager(make_config(tmp_path), builtins=False)
+    problems = manager.load()
+
+    (info,) = manager.converters
+    assert (info.name, info.origin, info.description) == (
+        "acme-ict",
+        "entry-point:acme-converters",
+        "ACME ICT logs",
+    )
+    errors = sorted(p.error for p in problems)
+    assert "broken = acme_converters:DoesNotExist: import failed" in errors[0]
+    assert "is not a BaseConverter subclass or instance" in errors[1]
+    source = tmp_path / "K-1.ict"
+    source.write_text("x")
+    assert manager.convert(source).reports[0]["sn"] == "K-1"
+
+
+def test_base_converter_defaults_work_without_a_manager(tmp_path: Path) -> None:
+    class PatternOnly(BaseConverter):
+        """Takes *.dat files."""
+
+        patterns = ("*.dat",)
+
+        def convert(self, file_path: Path) -> Any:
+            return {}
+
+    converter = PatternOnly()
+    assert converter.can_convert(tmp_path / "x.DAT") is True
+    assert converter.can_convert(tmp_path / "x.txt") is False
+    manager = ConverterManager(builtins=False, entry_points=False)
+    manager.load()
+    assert manager.converters == []
