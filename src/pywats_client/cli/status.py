@@ -1,11 +1,159 @@
-"""`pywats-client status`: show the state of every instance."""
+"""`pywats-client status`: show the state of every instance (a table, JSON, or live)."""
 
 from __future__ import annotations
 
+import argparse
+import time
+from pathlib import Path
 from typing import Any
 
-from pywats_client.cli._unavailable import register_unavailable
+from rich import box
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from pywats_client.cli._output import EXIT_OK, console, print_json
+from pywats_client.cli._registry import add_registry_option, registry_path
+from pywats_client.errors import ConfigError
+
+#: Colour of each state in the table.
+STATE_STYLES = {
+    "running": "bold green",
+    "paused": "yellow",
+    "starting": "cyan",
+    "backoff": "yellow",
+    "crash-looping": "bold red",
+    "fatal": "bold red",
+    "stopping": "magenta",
+    "stopped": "dim",
+    "disabled": "dim",
+    "not-running": "dim",
+}
+_ERROR_WIDTH = 60
 
 
 def register(subparsers: Any) -> None:
-    register_unavailable(subparsers, "status", "show the state of every instance")
+    parser = subparsers.add_parser(
+        "status",
+        help="show the state of every instance",
+        description="Show every instance of the registry: state, pid, uptime, restarts, "
+        "heartbeat age, queue counts, connection and last error. Works with or without a "
+        "running supervisor (without one, queue counts come from the queue folders).",
+        epilog="examples:\n  pywats-client status --registry instances.toml\n"
+        "  pywats-client status --registry instances.toml --watch\n"
+        "  pywats-client status --registry instances.toml --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_registry_option(parser)
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--json", action="store_true", help="print JSON for programs")
+    mode.add_argument("--watch", action="store_true", help="live view until Ctrl+C")
+    parser.add_argument(
+        "--interval", type=float, default=1.0, metavar="S", help="--watch refresh, seconds"
+    )
+    parser.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pywats_client.supervisor import status_report
+
+    path = registry_path(args)
+    report = status_report(path)  # a bad registry raises ConfigError: one line, exit 2
+    if args.json:
+        print_json(
+            {
+                "registry": str(path.resolve()),
+                "supervisor": {
+                    "running": report.supervisor.running,
+                    "pid": report.supervisor.pid,
+                    "metrics_url": report.supervisor.metrics_url,
+                    "last_error": report.supervisor.last_error,
+                },
+                "instances": [i.to_dict() for i in report.instances],
+            }
+        )
+        return EXIT_OK
+    if not args.watch:
+        console.print(render(report, path))
+        return EXIT_OK
+    return _watch(path, max(0.2, args.interval))
+
+
+def _watch(path: Path, interval: float) -> int:
+    from rich.live import Live
+
+    from pywats_client.supervisor import status_report
+
+    try:
+        with Live(render(status_report(path), path), console=console, auto_refresh=False) as live:
+            while True:
+                time.sleep(interval)
+                view: RenderableType
+                try:
+                    view = render(status_report(path), path)
+                except ConfigError as exc:  # registry being edited: say so, keep watching
+                    view = Text(f"error: {exc}", style="red")
+                live.update(view, refresh=True)
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def render(report: Any, path: Path) -> RenderableType:
+    """The status table with a one-line header about the supervisor."""
+    sup = report.supervisor
+    if sup.running:
+        header = Text.assemble(("supervisor ", "bold"), f"pid {sup.pid}", f" · {path}")
+        if sup.metrics_url:
+            header.append(f" · metrics {sup.metrics_url}")
+    else:
+        header = Text.assemble(
+            ("no supervisor running", "bold yellow"),
+            f" for {path}\nstart one with: pywats-client supervise --registry {path}",
+        )
+    parts: list[RenderableType] = [header]
+    if sup.last_error:
+        parts.append(Text(f"supervisor: {sup.last_error}", style="red"))
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, header_style="bold")
+    name_width = max((len(i.name) for i in report.instances), default=8)
+    table.add_column("instance", no_wrap=True, min_width=min(name_width, 32))
+    table.add_column("state", no_wrap=True, min_width=len("crash-looping"))
+    for column in ("pid", "uptime", "restarts", "beat", "pending", "failed"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("server", no_wrap=True)
+    table.add_column("last error", max_width=_ERROR_WIDTH, overflow="fold")
+    for inst in report.instances:
+        state = str(inst.state)
+        table.add_row(
+            inst.name,
+            Text(state, style=STATE_STYLES.get(state, "")),
+            _opt(inst.pid),
+            format_duration(inst.uptime_s),
+            str(inst.restarts),
+            format_duration(inst.heartbeat_age_s, precise=True),
+            _opt(inst.pending),
+            Text(_opt(inst.failed), style="red" if inst.failed else ""),
+            inst.connection if inst.snapshot is not None else "-",
+            Text(inst.last_error or "", style="red"),
+        )
+    parts.append(table)
+    return Group(*parts)
+
+
+def _opt(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
+def format_duration(seconds: float | None, *, precise: bool = False) -> str:
+    """Short human duration: ``0.4s``, ``12s``, ``5m03s``, ``2h05m``, ``3d04h``."""
+    if seconds is None:
+        return "-"
+    if precise and seconds < 10:
+        return f"{seconds:.1f}s"
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"

@@ -13,7 +13,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -80,6 +80,13 @@ class SupervisorSettings(BaseModel):
         None, ge=0, le=65535, description="Serve Prometheus metrics on this port; null: off."
     )
     metrics_host: str = Field("127.0.0.1", description="Address the metrics server binds to.")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Log line format: text, or json (one JSON object per line)."
+    )
+    log_max_bytes: int = Field(
+        10 * 1024 * 1024, ge=1024, description="Rotate a log file when it reaches this size."
+    )
+    log_backups: int = Field(5, ge=0, le=100, description="Rotated log files kept per log.")
 
 
 class InstanceEntry(BaseModel):

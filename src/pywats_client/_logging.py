@@ -1,0 +1,217 @@
+"""Logging for the supervisor and each instance: rotating files, optional JSON lines.
+
+Each worker writes its own file (one writer per file, so rotation is safe):
+``log_path`` from the instance config if set, else ``<log_dir>/<name>.log``
+where ``log_dir`` is ``[supervisor] log_dir`` from the registry or the
+platform's log folder (platformdirs). Every record passes through
+:func:`redact`, so a registered secret (the API token) never reaches a log
+line, not even inside an exception message or traceback.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+import logging
+import logging.handlers
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Literal
+
+from pywats_client._fsutil import OWNER_ONLY_FILE, ensure_private_dir
+
+if TYPE_CHECKING:
+    from pywats_client.core.config import ClientConfig
+    from pywats_client.core.registry import Registry
+
+__all__ = [
+    "APP_NAME",
+    "LOG_BACKUPS",
+    "LOG_MAX_BYTES",
+    "SUPERVISOR_LOG_NAME",
+    "JsonLinesFormatter",
+    "LogFormat",
+    "RedactingFormatter",
+    "configure_logging",
+    "default_log_dir",
+    "instance_log_path",
+    "redact",
+    "register_secret",
+    "registry_log_dir",
+    "supervisor_log_path",
+]
+
+APP_NAME = "pywats-client"
+LOG_MAX_BYTES = 10 * 1024 * 1024
+LOG_BACKUPS = 5
+SUPERVISOR_LOG_NAME = "supervisor.log"
+REDACTED = "***"
+#: Secrets shorter than this are not redacted: replacing "a" everywhere would
+#: garble logs and hide nothing (tokens are far longer).
+_MIN_SECRET_LEN = 4
+#: Name of the handlers this module installs, so reconfiguring replaces them.
+_HANDLER_TAG = "_pywats_handler"
+
+LogFormat = Literal["text", "json"]
+
+_secrets: set[str] = set()
+_secrets_lock = threading.Lock()
+
+
+def register_secret(value: str) -> None:
+    """Redact ``value`` (and its base64-decoded form) from every log line from now on."""
+    value = value.strip()
+    if len(value) < _MIN_SECRET_LEN:
+        return
+    found = {value}
+    try:
+        decoded = base64.b64decode(value, validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        decoded = ""
+    if len(decoded) >= _MIN_SECRET_LEN:
+        found.add(decoded)
+    with _secrets_lock:
+        _secrets.update(found)
+
+
+def redact(text: str) -> str:
+    """``text`` with every registered secret replaced by ``***``."""
+    with _secrets_lock:
+        secrets = sorted(_secrets, key=len, reverse=True)
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+# --- where logs go -----------------------------------------------------------------
+
+
+def default_log_dir() -> Path:
+    """The platform's per-user log folder (e.g. ``%LOCALAPPDATA%\\pywats-client\\Logs``)."""
+    from platformdirs import user_log_path
+
+    return user_log_path(APP_NAME, appauthor=False)
+
+
+def registry_log_dir(registry: Registry) -> Path:
+    """``[supervisor] log_dir`` (relative to the registry) or the platform's log folder."""
+    configured = registry.supervisor.log_dir
+    return registry.resolve(configured) if configured is not None else default_log_dir()
+
+
+def instance_log_path(name: str, *, config: ClientConfig | None, log_dir: Path | None) -> Path:
+    """Log file of instance ``name``: the config's ``log_path``, else ``<log_dir>/<name>.log``."""
+    if config is not None and config.log_path is not None:
+        return config.resolve_path(config.log_path)
+    return (log_dir if log_dir is not None else default_log_dir()) / f"{name}.log"
+
+
+def supervisor_log_path(log_dir: Path) -> Path:
+    return log_dir / SUPERVISOR_LOG_NAME
+
+
+# --- formatting --------------------------------------------------------------------
+
+
+class RedactingFormatter(logging.Formatter):
+    """Plain text lines, secrets removed (also from tracebacks)."""
+
+    def __init__(self, instance: str | None = None) -> None:
+        prefix = f"[{instance}] " if instance else ""
+        super().__init__(f"%(asctime)s %(levelname)-7s {prefix}%(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+class JsonLinesFormatter(logging.Formatter):
+    """One JSON object per line (ts, level, logger, instance, pid, msg, exc), secrets removed."""
+
+    def __init__(self, instance: str | None = None) -> None:
+        super().__init__()
+        self._instance = instance
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "pid": record.process,
+            "msg": redact(record.getMessage()),
+        }
+        if self._instance:
+            data["instance"] = self._instance
+        if record.exc_info:
+            data["exc"] = redact(self.formatException(record.exc_info))
+        elif record.exc_text:
+            data["exc"] = redact(record.exc_text)
+        return json.dumps(data, ensure_ascii=False)
+
+
+class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """Rotating file handler whose files are created owner-only (logs name products/serials)."""
+
+    def _open(self) -> io.TextIOWrapper:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0)
+        fd = os.open(self.baseFilename, flags, OWNER_ONLY_FILE)
+        return io.TextIOWrapper(
+            io.FileIO(fd, "a"), encoding=self.encoding or "utf-8", errors=self.errors
+        )
+
+
+def _formatter(fmt: LogFormat, instance: str | None) -> logging.Formatter:
+    return JsonLinesFormatter(instance) if fmt == "json" else RedactingFormatter(instance)
+
+
+def configure_logging(
+    *,
+    level: str | int = "INFO",
+    log_file: Path | None = None,
+    fmt: LogFormat = "text",
+    console: IO[str] | bool = False,
+    instance: str | None = None,
+    max_bytes: int = LOG_MAX_BYTES,
+    backups: int = LOG_BACKUPS,
+) -> None:
+    """(Re)configure the root logger: a rotating ``log_file`` and/or a console stream.
+
+    Replaces handlers installed by an earlier call (a worker reconfigures once
+    its config is known). An unwritable ``log_file`` falls back to stderr with
+    a warning rather than stopping the station.
+    """
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, _HANDLER_TAG, False):
+            root.removeHandler(handler)
+            handler.close()
+    root.setLevel(level)
+    handlers: list[logging.Handler] = []
+    problem: str | None = None
+    if log_file is not None:
+        try:
+            ensure_private_dir(log_file.parent)
+            handlers.append(
+                _PrivateRotatingFileHandler(
+                    log_file, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
+                )
+            )
+        except OSError as exc:
+            problem = f"cannot write log file {log_file} ({exc.strerror}); logging to stderr"
+            console = console or True
+    if console:
+        stream = sys.stderr if console is True else console
+        handlers.append(logging.StreamHandler(stream))
+    for handler in handlers:
+        handler.setFormatter(_formatter(fmt, instance))
+        setattr(handler, _HANDLER_TAG, True)
+        root.addHandler(handler)
+    logging.captureWarnings(True)
+    if problem:
+        logging.getLogger(__name__).warning(problem)

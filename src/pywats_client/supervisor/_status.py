@@ -1,0 +1,278 @@
+"""Typed status of every instance, for the CLI and the GUI: :func:`list_instances`.
+
+Works whether or not a supervisor runs. With one, it reads the supervisor's
+``status.json`` (ages and uptimes advanced to now); without one (or with a
+stale file left by a killed supervisor, detected by pid and process start
+time) every enabled instance is ``not-running`` and its queue counts are read
+cheaply from its queue folders. Nothing here starts a thread or a process,
+and no secret is ever read into the result.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pywats_client._logging import instance_log_path, registry_log_dir
+from pywats_client.core.config import ClientConfig
+from pywats_client.core.registry import InstanceEntry, Registry
+from pywats_client.core.snapshot import ClientSnapshot
+from pywats_client.errors import ConfigError
+from pywats_client.supervisor._states import State
+from pywats_client.supervisor._statusfile import STATUS_NAME, read_status
+
+__all__ = [
+    "InstanceStatus",
+    "StatusReport",
+    "SupervisorStatus",
+    "list_instances",
+    "status_report",
+]
+
+#: A recorded process start time within this many seconds is the same process
+#: (guards against a reused pid making a dead supervisor look alive).
+_CREATE_TIME_TOLERANCE = 1.0
+_RUNNING_STATES = (State.STARTING, State.RUNNING, State.PAUSED, State.STOPPING)
+
+
+@dataclass(frozen=True)
+class SupervisorStatus:
+    """The supervisor of a registry, as far as can be told from outside."""
+
+    running: bool
+    pid: int | None = None
+    started_at: datetime | None = None
+    updated_at: datetime | None = None
+    metrics_url: str | None = None
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class InstanceStatus:
+    """One station instance: process state, health and queue counts.
+
+    ``state`` is a :class:`State` (a ``str`` enum: compare with ``"running"``).
+    ``pending``/``failed`` are None when the queue folder cannot be read.
+    ``last_error`` is the process-level error (crash, config, hang) when the
+    instance is not running, else the client's own last error.
+    """
+
+    name: str
+    state: State
+    enabled: bool
+    supervised: bool
+    pid: int | None = None
+    started_at: datetime | None = None
+    uptime_s: float | None = None
+    restarts: int = 0
+    last_exit: int | None = None
+    last_error: str | None = None
+    last_heartbeat_at: datetime | None = None
+    heartbeat_age_s: float | None = None
+    next_restart_at: datetime | None = None
+    rss: int | None = None
+    cpu: float | None = None
+    pending: int | None = None
+    failed: int | None = None
+    converted: int = 0
+    errored: int = 0
+    uploaded: int = 0
+    connection: str = "unknown"
+    uploads: str | None = None
+    config_path: Path | None = None
+    queue_path: Path | None = None
+    log_path: Path | None = None
+    snapshot: ClientSnapshot | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dict (times as ISO 8601, paths as strings)."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, datetime):
+                value = value.isoformat()
+            elif isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, State):
+                value = value.value
+            elif isinstance(value, ClientSnapshot):
+                value = value.to_dict()
+            out[f.name] = value
+        return out
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    supervisor: SupervisorStatus
+    instances: list[InstanceStatus]
+
+
+def list_instances(registry: Path | str | Registry) -> list[InstanceStatus]:
+    """Every instance of ``registry`` (a path to instances.toml or a loaded Registry).
+
+    Raises :class:`~pywats_client.errors.RegistryError` if the registry itself
+    is invalid; a bad instance config only shows in that instance's
+    ``last_error``.
+    """
+    return status_report(registry).instances
+
+
+def status_report(registry: Path | str | Registry) -> StatusReport:
+    """The supervisor's state and every instance's (see :func:`list_instances`)."""
+    if not isinstance(registry, Registry):
+        registry = Registry.load(Path(registry), check_configs=False)
+    document = read_status(registry.state_dir / STATUS_NAME)
+    now = time.time()
+    sup = _supervisor(document)
+    records: dict[str, dict[str, Any]] = {}
+    elapsed = 0.0
+    if sup.running and document is not None:
+        records = {
+            r["name"]: r
+            for r in document.get("instances", [])
+            if isinstance(r, dict) and isinstance(r.get("name"), str)
+        }
+        updated = document.get("supervisor", {}).get("updated_at")
+        elapsed = max(0.0, now - updated) if isinstance(updated, (int, float)) else 0.0
+    log_dir = registry_log_dir(registry)
+    instances = [
+        _instance(registry, entry, records.get(entry.name), sup.running, elapsed, log_dir)
+        for entry in registry.instances
+    ]
+    return StatusReport(supervisor=sup, instances=instances)
+
+
+def _dt(value: Any) -> datetime | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, tz=timezone.utc)
+    return None
+
+
+def _pid_alive(pid: Any, create_time: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        if isinstance(create_time, (int, float)):
+            return bool(abs(proc.create_time() - create_time) < _CREATE_TIME_TOLERANCE)
+        return bool(proc.is_running())
+    except psutil.Error:
+        return False
+
+
+def _supervisor(document: dict[str, Any] | None) -> SupervisorStatus:
+    info = document.get("supervisor") if document else None
+    if not isinstance(info, dict):
+        return SupervisorStatus(running=False)
+    running = _pid_alive(info.get("pid"), info.get("create_time")) and not info.get("exited")
+    return SupervisorStatus(
+        running=running,
+        pid=int(info["pid"]) if running else None,
+        started_at=_dt(info.get("started_at")),
+        updated_at=_dt(info.get("updated_at")),
+        metrics_url=_str(info.get("metrics_url")) if running else None,
+        last_error=_str(info.get("last_error")),
+    )
+
+
+def count_queue_files(folder: Path) -> int | None:
+    """Report files (``*.json``) in a queue sub-folder; 0 if absent, None if unreadable."""
+    try:
+        with os.scandir(folder) as entries:
+            return sum(
+                1
+                for e in entries
+                if e.name.endswith(".json") and not e.name.startswith(".") and e.is_file()
+            )
+    except FileNotFoundError:
+        return 0
+    except OSError:
+        return None
+
+
+def _instance(
+    registry: Registry,
+    entry: InstanceEntry,
+    record: dict[str, Any] | None,
+    supervised: bool,
+    elapsed: float,
+    log_dir: Path,
+) -> InstanceStatus:
+    config: ClientConfig | None = None
+    config_error: str | None = None
+    try:
+        config = registry.load_config(entry)
+    except ConfigError as exc:
+        config_error = str(exc)
+    queue_dir = config.queue_dir if config is not None else None
+    base: dict[str, Any] = {
+        "name": entry.name,
+        "enabled": entry.enabled,
+        "supervised": supervised,
+        "config_path": registry.config_path(entry),
+        "queue_path": queue_dir,
+        "log_path": instance_log_path(entry.name, config=config, log_dir=log_dir),
+    }
+    snapshot: ClientSnapshot | None = None
+    if record is None:
+        state = State.NOT_RUNNING if entry.enabled else State.DISABLED
+        base.update(state=state, last_error=config_error)
+    else:
+        state = _state(record.get("state"))
+        raw = record.get("snapshot")
+        snapshot = ClientSnapshot.from_dict(raw) if isinstance(raw, dict) and raw else None
+        advance = elapsed if state in _RUNNING_STATES else 0.0
+        hb_age = record.get("heartbeat_age_s")
+        uptime = record.get("uptime_s")
+        process_error = record.get("last_error")
+        last_error: str | None = _str(process_error)
+        if state in _RUNNING_STATES and snapshot is not None and snapshot.last_error:
+            last_error = snapshot.last_error
+        base.update(
+            state=state,
+            pid=record.get("pid"),
+            started_at=_dt(record.get("started_at")),
+            uptime_s=uptime + advance if isinstance(uptime, (int, float)) else None,
+            restarts=int(record.get("restarts") or 0),
+            last_exit=record.get("last_exit"),
+            last_error=last_error,
+            last_heartbeat_at=_dt(record.get("last_heartbeat_at")),
+            heartbeat_age_s=hb_age + advance if isinstance(hb_age, (int, float)) else None,
+            next_restart_at=_dt(record.get("next_restart_at")),
+            rss=record.get("rss"),
+            cpu=record.get("cpu"),
+            snapshot=snapshot,
+        )
+    if snapshot is not None:
+        base.update(
+            pending=snapshot.pending,
+            failed=snapshot.failed,
+            converted=snapshot.converted,
+            errored=snapshot.errored,
+            uploaded=snapshot.uploaded,
+            connection=snapshot.connection,
+            uploads=snapshot.uploads,
+        )
+    elif queue_dir is not None:
+        base.update(
+            pending=count_queue_files(queue_dir / "pending"),
+            failed=count_queue_files(queue_dir / "failed"),
+        )
+    return InstanceStatus(**base)
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _state(value: Any) -> State:
+    try:
+        return State(value)
+    except ValueError:
+        return State.NOT_RUNNING

@@ -1,0 +1,71 @@
+"""``<state_dir>/status.json``: what the supervisor last knew, for people and programs.
+
+Written atomically (temp + fsync + replace) every ``status_interval`` and on
+every state change; readers see the old or the new document, never half.
+Format (``"format": 1``)::
+
+    {"format": 1,
+     "supervisor": {"pid", "create_time", "started_at", "updated_at", "registry",
+                    "metrics_url", "last_error"},
+     "instances": [{"name", "state", "enabled", "pid", "started_at", "uptime_s",
+                    "restarts", "last_exit", "last_error", "last_heartbeat_at",
+                    "heartbeat_age_s", "next_restart_at", "rss", "cpu",
+                    "log_path", "config_path", "queue_path", "snapshot"}, ...]}
+
+Times ending in ``_at`` are wall-clock epoch seconds (display only). Nothing
+in it is secret: the snapshot carries counters and states, never the token.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from pywats_client._fsutil import atomic_write_text
+
+__all__ = ["STATUS_FORMAT", "STATUS_NAME", "read_status", "write_status"]
+
+STATUS_NAME = "status.json"
+STATUS_FORMAT = 1
+#: Windows refuses to replace a file another process has open for reading;
+#: a reader holds it only for a moment, so a few short retries suffice.
+_REPLACE_RETRIES = 5
+_RETRY_SLEEP = 0.02
+
+
+def write_status(path: Path, document: dict[str, Any]) -> bool:
+    """Atomically replace ``path``; False if it stayed locked by readers (try next time)."""
+    text = json.dumps(document, indent=1, default=str) + "\n"
+    for attempt in range(_REPLACE_RETRIES):
+        try:
+            atomic_write_text(path, text, sync_dir=False)
+            return True
+        except PermissionError:
+            if attempt + 1 == _REPLACE_RETRIES:
+                return False
+            time.sleep(_RETRY_SLEEP)
+    return False
+
+
+def read_status(path: Path) -> dict[str, Any] | None:
+    """The last status document, or None if absent, unreadable or of another format."""
+    for _ in range(_REPLACE_RETRIES):
+        try:
+            text = path.read_text(encoding="utf-8")
+            break
+        except FileNotFoundError:
+            return None
+        except PermissionError:  # being replaced on Windows
+            time.sleep(_RETRY_SLEEP)
+        except OSError:
+            return None
+    else:
+        return None
+    with contextlib.suppress(ValueError):
+        data = json.loads(text)
+        if isinstance(data, dict) and data.get("format") == STATUS_FORMAT:
+            return data
+    return None

@@ -1,0 +1,93 @@
+"""Live reload: registry and config edits touch only the instances concerned."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e._supervisor import SupervisorRun, alive, registry, station, supervisor_runs
+from tests.helpers import wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def supervisor_factory() -> Iterator[Callable[..., SupervisorRun]]:
+    yield from supervisor_runs()
+
+
+def pids(sup: SupervisorRun) -> dict[str, int | None]:
+    return {name: r.get("pid") for name, r in sup.instances().items()}
+
+
+def test_registry_and_config_edits_apply_to_the_changed_instances_only(
+    tmp_path: Path, supervisor_factory: Callable[..., SupervisorRun]
+) -> None:
+    for name in ("st-1", "st-2", "st-3"):
+        station(tmp_path, name)
+    path = registry(tmp_path, ["st-1", "st-2"])
+    sup = supervisor_factory(path)
+    sup.wait_running("st-1", "st-2")
+    before = pids(sup)
+
+    registry(tmp_path, ["st-1", "st-2", "st-3"])  # add
+    sup.wait_running("st-3", timeout=30)
+    assert {k: v for k, v in pids(sup).items() if k != "st-3"} == before
+
+    station(tmp_path, "st-2", ready_after=0.2)  # config change: st-2 restarts, alone
+    sup.wait(
+        lambda i: (
+            i["st-2"]["pid"] not in (None, before["st-2"]) and i["st-2"]["state"] == "running"
+        ),
+        timeout=30,
+        what="st-2 restarted with its new config",
+    )
+    assert sup.instance("st-2")["restarts"] == 1
+    assert sup.instance("st-1")["pid"] == before["st-1"]
+    st3 = sup.instance("st-3")["pid"]
+
+    registry(tmp_path, ["st-2", "st-3"], disabled=("st-3",))  # remove st-1, disable st-3
+    sup.wait(lambda i: "st-1" not in i and i["st-3"]["state"] == "disabled", 30, "removal")
+    wait_until(lambda: not alive(before["st-1"]) and not alive(st3), 15, message="workers gone")
+    assert sup.instance("st-3")["pid"] is None
+
+    # an invalid edit is reported and changes nothing
+    steady = pids(sup)
+    path.write_text(path.read_text() + "\n[[instance]]\nname = 'bad name!'\n")
+    doc = wait_until(
+        lambda: (d := sup.document()) and d["supervisor"]["last_error"] and d,
+        20,
+        message="registry error reported",
+    )
+    assert "not applied" in doc["supervisor"]["last_error"]
+    time.sleep(1.0)
+    assert pids(sup) == steady
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGHUP is POSIX-only")
+def test_sighup_reloads_without_restarting_unchanged_instances(
+    tmp_path: Path, supervisor_factory: Callable[..., SupervisorRun]
+) -> None:
+    for name in ("st-1", "st-2"):
+        station(tmp_path, name)
+    sup = supervisor_factory(registry(tmp_path, ["st-1", "st-2"]))
+    sup.wait_running("st-1", "st-2")
+    before = pids(sup)
+    os.kill(sup.pid, signal.SIGHUP)
+    wait_until(
+        lambda: "registry changed: reloading" in (tmp_path / "logs" / "supervisor.log").read_text(),
+        15,
+        message="reload logged",
+    )
+    time.sleep(1.0)
+    assert pids(sup) == before
+    assert {r["restarts"] for r in sup.instances().values()} == {0}
+    data = json.loads((tmp_path / ".pywats" / "status.json").read_text())
+    assert data["supervisor"]["last_error"] is None

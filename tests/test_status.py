@@ -1,0 +1,321 @@
+"""list_instances() and `pywats-client status`, with and without a running supervisor."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+import pywats_client
+from pywats_client.cli import main
+from pywats_client.cli.status import format_duration
+from pywats_client.errors import RegistryError
+from pywats_client.supervisor import InstanceStatus, State, list_instances, status_report
+from pywats_client.supervisor._statusfile import STATUS_NAME, read_status, write_status
+
+TOKEN = "c3VwZXItc2VjcmV0LXRva2Vu"
+
+
+def make_registry(tmp_path: Path, *, disabled: bool = False, broken: bool = False) -> Path:
+    for name in ("st-1", "st-2"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(
+            json.dumps({"instance_name": name, "queue_path": "queue", "api_token": TOKEN})
+        )
+    if broken:
+        (tmp_path / "st-2" / "config.json").write_text('{"queue_path": 5, "nope": 1}')
+    text = '[supervisor]\nlog_dir = "logs"\n'
+    for name in ("st-1", "st-2"):
+        enabled = "false" if disabled and name == "st-2" else "true"
+        text += f'[[instance]]\nname = "{name}"\nconfig = "{name}/config.json"\n'
+        text += f"enabled = {enabled}\n"
+    path = tmp_path / "instances.toml"
+    path.write_text(text)
+    return path
+
+
+def queue_files(queue: Path, state: str, n: int) -> None:
+    folder = queue / state
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        (folder / f"{i:04d}.json").write_text("{}")
+    (folder / ".hidden.json").write_text("{}")
+    (folder / "leftover.pywats-tmp").write_text("")
+
+
+def status_document(*, pid: int, create_time: float | None, updated_at: float) -> dict[str, Any]:
+    return {
+        "format": 1,
+        "supervisor": {
+            "pid": pid,
+            "create_time": create_time,
+            "started_at": updated_at - 100,
+            "updated_at": updated_at,
+            "registry": "x",
+            "metrics_url": None,
+            "last_error": None,
+            "exited": False,
+        },
+        "instances": [
+            {
+                "name": "st-1",
+                "state": "running",
+                "enabled": True,
+                "pid": 4242,
+                "started_at": updated_at - 50,
+                "uptime_s": 50.0,
+                "restarts": 2,
+                "last_exit": -9,
+                "last_error": "worker was killed by SIGKILL",
+                "last_heartbeat_at": updated_at - 0.5,
+                "heartbeat_age_s": 0.5,
+                "next_restart_at": None,
+                "rss": 40_000_000,
+                "cpu": 0.3,
+                "snapshot": {
+                    "pending": 7,
+                    "failed": 1,
+                    "converted": 10,
+                    "errored": 2,
+                    "uploaded": 9,
+                    "connection": "connected",
+                    "uploads": "idle",
+                },
+            },
+            {
+                "name": "st-2",
+                "state": "crash-looping",
+                "enabled": True,
+                "pid": None,
+                "started_at": None,
+                "uptime_s": None,
+                "restarts": 9,
+                "last_exit": 1,
+                "last_error": "boom",
+                "last_heartbeat_at": None,
+                "heartbeat_age_s": None,
+                "next_restart_at": updated_at + 30,
+                "rss": None,
+                "cpu": None,
+                "snapshot": None,
+            },
+        ],
+    }
+
+
+def test_without_supervisor_instances_are_not_running_with_folder_counts(tmp_path: Path) -> None:
+    registry = make_registry(tmp_path, disabled=True)
+    queue_files(tmp_path / "st-1" / "queue", "pending", 3)
+    queue_files(tmp_path / "st-1" / "queue", "failed", 2)
+    one, two = list_instances(registry)
+    assert isinstance(one, InstanceStatus)
+    assert (one.name, one.state, one.enabled, one.supervised) == (
+        "st-1",
+        "not-running",
+        True,
+        False,
+    )
+    assert one.state is State.NOT_RUNNING
+    assert (one.pending, one.failed) == (3, 2)
+    assert one.pid is None and one.heartbeat_age_s is None and one.snapshot is None
+    assert one.log_path == tmp_path / "logs" / "st-1.log"
+    assert one.queue_path == tmp_path / "st-1" / "queue"
+    assert two.state is State.DISABLED
+    assert (two.pending, two.failed) == (0, 0)  # no queue folder yet
+
+
+def test_bad_instance_config_shows_in_that_instance_only(tmp_path: Path) -> None:
+    registry = make_registry(tmp_path, broken=True)
+    one, two = list_instances(str(registry))
+    assert one.last_error is None
+    assert two.last_error and "config.json" in two.last_error
+    assert two.pending is None
+
+
+def test_bad_registry_raises_registry_error(tmp_path: Path) -> None:
+    path = tmp_path / "instances.toml"
+    path.write_text("[[instance]]\nname = 'bad name!'\nconfig = 'x.json'\n")
+    with pytest.raises(RegistryError, match=r"instances\.toml"):
+        list_instances(path)
+
+
+def test_live_supervisor_status_is_read_and_aged_to_now(tmp_path: Path) -> None:
+    registry = make_registry(tmp_path)
+    me = psutil.Process()
+    updated = time.time() - 2.0
+    state_dir = tmp_path / ".pywats"
+    state_dir.mkdir()
+    doc = status_document(pid=os.getpid(), create_time=me.create_time(), updated_at=updated)
+    assert write_status(state_dir / STATUS_NAME, doc)
+    report = status_report(registry)
+    assert report.supervisor.running and report.supervisor.pid == os.getpid()
+    one, two = report.instances
+    assert one.supervised and one.state is State.RUNNING and one.pid == 4242
+    assert one.restarts == 2 and one.last_exit == -9
+    assert one.heartbeat_age_s is not None and 2.4 <= one.heartbeat_age_s < 10
+    assert one.uptime_s is not None and 52 <= one.uptime_s < 60
+    assert (one.pending, one.failed, one.uploaded, one.converted) == (7, 1, 9, 10)
+    assert one.connection == "connected"
+    assert one.snapshot is not None and one.snapshot.errored == 2
+    assert two.state == "crash-looping" and two.last_error == "boom"
+    assert two.next_restart_at is not None
+    assert two.uptime_s is None and two.heartbeat_age_s is None
+    assert (two.pending, two.failed) == (0, 0)  # no snapshot: counted from folders
+
+
+@pytest.mark.parametrize("stale", ["dead-pid", "reused-pid", "exited"])
+def test_stale_status_file_means_not_running(tmp_path: Path, stale: str) -> None:
+    registry = make_registry(tmp_path)
+    state_dir = tmp_path / ".pywats"
+    state_dir.mkdir()
+    me = psutil.Process()
+    if stale == "dead-pid":
+        proc = subprocess.Popen([sys.executable, "-c", "pass"])
+        proc.wait()
+        doc = status_document(pid=proc.pid, create_time=None, updated_at=time.time())
+    elif stale == "reused-pid":  # our pid, but another process start time
+        doc = status_document(
+            pid=os.getpid(), create_time=me.create_time() - 500, updated_at=time.time()
+        )
+    else:
+        doc = status_document(pid=os.getpid(), create_time=me.create_time(), updated_at=time.time())
+        doc["supervisor"]["exited"] = True
+    write_status(state_dir / STATUS_NAME, doc)
+    report = status_report(registry)
+    assert not report.supervisor.running
+    assert [i.state for i in report.instances] == [State.NOT_RUNNING, State.NOT_RUNNING]
+    assert all(i.pid is None for i in report.instances)
+
+
+def test_status_file_garbage_or_other_format_is_ignored(tmp_path: Path) -> None:
+    path = tmp_path / STATUS_NAME
+    path.write_text("{not json")
+    assert read_status(path) is None
+    path.write_text(json.dumps({"format": 99}))
+    assert read_status(path) is None
+    assert read_status(tmp_path / "missing.json") is None
+
+
+def test_no_secret_in_status_objects(tmp_path: Path) -> None:
+    registry = make_registry(tmp_path)
+    for status in list_instances(registry):
+        assert TOKEN not in repr(status)
+        assert TOKEN not in json.dumps(status.to_dict())
+
+
+def test_to_dict_is_json_ready(tmp_path: Path) -> None:
+    registry = make_registry(tmp_path)
+    (tmp_path / ".pywats").mkdir()
+    me = psutil.Process()
+    doc = status_document(pid=os.getpid(), create_time=me.create_time(), updated_at=time.time())
+    write_status(tmp_path / ".pywats" / STATUS_NAME, doc)
+    data = json.loads(json.dumps(list_instances(registry)[0].to_dict()))
+    assert data["state"] == "running"
+    assert data["snapshot"]["pending"] == 7
+    assert data["started_at"].endswith("+00:00")
+
+
+def test_package_exports_and_light_import() -> None:
+    assert pywats_client.list_instances is list_instances
+    assert pywats_client.InstanceStatus is InstanceStatus
+    assert isinstance(pywats_client.__version__, str)
+    code = (
+        "import sys, threading, multiprocessing.process as mp\n"
+        "import pywats_client\n"
+        "assert threading.active_count() == 1, threading.enumerate()\n"
+        "assert not mp.active_children()\n"
+        "heavy = [m for m in ('pywats_client.supervisor', 'pydantic', 'psutil', 'rich', 'httpx')"
+        " if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+        "print(pywats_client.__version__)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == pywats_client.__version__
+
+
+# --- the command -----------------------------------------------------------------------
+
+
+def test_cli_status_table_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    registry = make_registry(tmp_path)
+    queue_files(tmp_path / "st-1" / "queue", "pending", 4)
+    assert main(["status", "--registry", str(registry)]) == 0
+    out = capsys.readouterr().out
+    assert "no supervisor running" in out
+    assert "st-1" in out and "st-2" in out and "not-running" in out
+    assert main(["status", "--registry", str(registry), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["supervisor"]["running"] is False
+    assert [i["name"] for i in data["instances"]] == ["st-1", "st-2"]
+    assert data["instances"][0]["pending"] == 4
+    assert TOKEN not in json.dumps(data)
+
+
+def test_cli_status_bad_registry_is_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["status", "--registry", str(tmp_path / "missing.toml")]) == 2
+    err = capsys.readouterr().err
+    assert "missing.toml" in err and "registry file not found" in err
+    assert "Traceback" not in err
+
+
+def test_cli_status_registry_from_environment(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = make_registry(tmp_path)
+    monkeypatch.setenv("PYWATS_REGISTRY", str(registry))
+    assert main(["status", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["instances"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("seconds", "precise", "text"),
+    [
+        (None, False, "-"),
+        (0.42, True, "0.4s"),
+        (12.7, False, "12s"),
+        (303, False, "5m03s"),
+        (7500, False, "2h05m"),
+        (3 * 86400 + 4 * 3600, False, "3d04h"),
+    ],
+)
+def test_format_duration(seconds: float | None, precise: bool, text: str) -> None:
+    assert format_duration(seconds, precise=precise) == text
+
+
+def test_cli_status_watch_renders_until_ctrl_c(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = make_registry(tmp_path)
+    ticks: list[float] = []
+
+    def fake_sleep(seconds: float) -> None:
+        ticks.append(seconds)
+        if len(ticks) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr("pywats_client.cli.status.time.sleep", fake_sleep)
+    assert main(["status", "--registry", str(registry), "--watch", "--interval", "0.5"]) == 0
+    assert ticks == [0.5, 0.5]
+    assert "st-1" in capsys.readouterr().out
+
+
+def test_cli_supervise_bad_registry_is_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "instances.toml"
+    path.write_text("[supervisor]\nheartbeat_interval = 'often'\n")
+    assert main(["supervise", "--registry", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "heartbeat_interval" in err and "Traceback" not in err

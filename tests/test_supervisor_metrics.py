@@ -1,0 +1,70 @@
+"""The Prometheus collector renders the status document (no server needed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+
+from pywats_client.supervisor._metrics import StatusCollector
+
+
+def document() -> dict[str, Any]:
+    return {
+        "instances": [
+            {
+                "name": "st-1",
+                "state": "running",
+                "restarts": 3,
+                "heartbeat_age_s": 0.4,
+                "rss": 50_000_000,
+                "cpu": 0.5,
+                "snapshot": {
+                    "converted": 12,
+                    "errored": 1,
+                    "uploaded": 11,
+                    "rejected": 0,
+                    "files_seen": 13,
+                    "pending": 4,
+                    "failed": 2,
+                    "in_flight": 1,
+                    "connection": "connected",
+                },
+            },
+            {"name": "st-2", "state": "crash-looping", "restarts": 9, "snapshot": None},
+        ]
+    }
+
+
+def render(doc: dict[str, Any] | None) -> str:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StatusCollector(lambda: doc))
+    return generate_latest(registry).decode()
+
+
+def test_metrics_per_instance() -> None:
+    text = render(document())
+    expected = [
+        'pywats_instance_up{instance="st-1"} 1.0',
+        'pywats_instance_up{instance="st-2"} 0.0',
+        'pywats_instance_state{instance="st-2",state="crash-looping"} 1.0',
+        'pywats_instance_state{instance="st-2",state="running"} 0.0',
+        'pywats_instance_restarts_total{instance="st-2"} 9.0',
+        'pywats_instance_heartbeat_age_seconds{instance="st-1"} 0.4',
+        'pywats_instance_converted_total{instance="st-1"} 12.0',
+        'pywats_instance_errored_total{instance="st-1"} 1.0',
+        'pywats_instance_uploaded_total{instance="st-1"} 11.0',
+        'pywats_instance_queue_pending{instance="st-1"} 4.0',
+        'pywats_instance_queue_failed{instance="st-1"} 2.0',
+        'pywats_instance_connected{instance="st-1"} 1.0',
+        'pywats_instance_rss_bytes{instance="st-1"} 5e+07',
+    ]
+    for line in expected:
+        assert line in text, line
+    assert 'pywats_instance_queue_pending{instance="st-2"}' not in text  # no snapshot: no guess
+
+
+def test_no_document_yet_gives_empty_families() -> None:
+    text = render(None)
+    assert "# TYPE pywats_instance_up gauge" in text
+    assert "instance=" not in text
