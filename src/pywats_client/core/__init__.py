@@ -1,8 +1,19 @@
-"""Core of one instance: configuration, the instances registry, the orchestrator."""
+"""Core of one instance: configuration, the instances registry, the orchestrator.
+
+``WATSClient`` (and ``acquire_instance_lock``) load on first use: they pull in
+the services, converters and queue, which tools reading only a config need not.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from pywats_client.core.config import TOKEN_ENV_VAR, ClientConfig, PostAction, RetryPolicy
 from pywats_client.core.registry import InstanceEntry, Registry, SupervisorSettings
 from pywats_client.core.snapshot import ClientSnapshot
+
+if TYPE_CHECKING:
+    from pywats_client.core.client import WATSClient, acquire_instance_lock
 
 __all__ = [
     "TOKEN_ENV_VAR",
@@ -13,4 +24,18 @@ __all__ = [
     "Registry",
     "RetryPolicy",
     "SupervisorSettings",
+    "WATSClient",
+    "acquire_instance_lock",
 ]
+
+_LAZY = {"WATSClient", "acquire_instance_lock"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'pywats_client.core' has no attribute {name!r}")
+    from pywats_client.core import client
+
+    value = getattr(client, name)
+    globals()[name] = value
+    return value

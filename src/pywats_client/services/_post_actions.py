@@ -1,0 +1,222 @@
+"""What happens to a source file after its report is safe in the queue (or cannot be made).
+
+Every function here runs only *after* the report is durable: a crash at any
+point leaves the source where a restart finds it again (and the deterministic
+report id makes the second conversion harmless). Moves never overwrite (a
+taken name gets a `` (2)`` suffix); folder fsyncs are batched by the caller
+through :func:`pywats_client._fsutil.fsync_dirs`.
+
+The zip archive is rewritten crash-safely: the current archive is copied to a
+temp file, the new entries appended, the copy fsync'd and ``os.replace``'d over
+the original, so a reader (or a crash) sees the old or the new archive, never
+a torn one. Archives roll over to ``YYYY-MM-DD-2.zip``... at ``zip_limit`` bytes
+to bound the copy cost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import traceback
+import zipfile
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from pywats_client._fsutil import (
+    TEMP_SUFFIX,
+    atomic_write_text,
+    ensure_private_dir,
+    iter_temp_files,
+    move_no_overwrite,
+)
+from pywats_client.services._readiness import SourceFile
+
+__all__ = [
+    "DEFAULT_ZIP_LIMIT",
+    "ErrorReport",
+    "archive_path_for",
+    "delete_source",
+    "move_to_done",
+    "move_to_error",
+    "relative_folder",
+    "remove_marker",
+    "sweep_zip_temps",
+    "zip_sources",
+]
+
+#: An archive at or above this size is closed; the next one gets a ``-N`` suffix.
+DEFAULT_ZIP_LIMIT = 32 * 1024 * 1024
+
+
+def relative_folder(src: SourceFile, base: Path) -> Path:
+    """``base`` plus the source's sub-folder under its watch folder (recursive watches)."""
+    try:
+        rel = src.path.parent.relative_to(src.watch_dir)
+    except ValueError:
+        return base
+    return base / rel
+
+
+def remove_marker(src: SourceFile) -> None:
+    """The marker file goes with its source (moved, deleted or archived)."""
+    if src.marker is not None:
+        with contextlib.suppress(FileNotFoundError):
+            src.marker.unlink()
+
+
+def move_to_done(src: SourceFile) -> Path:
+    """Move the source into its Done folder (sub-folders kept); returns the new path."""
+    target = move_no_overwrite(src.path, relative_folder(src, src.done_dir))
+    remove_marker(src)
+    return target
+
+
+def delete_source(src: SourceFile) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        src.path.unlink()
+    remove_marker(src)
+
+
+@dataclass(frozen=True)
+class ErrorReport:
+    """Why a source went to the error folder (written next to it as ``<file>.error.txt``)."""
+
+    reason: str
+    converter: str | None = None
+    exception: BaseException | None = None
+    detail: str | None = None
+
+    def render(self, src: SourceFile, now: datetime | None = None) -> str:
+        when = (now or datetime.now().astimezone()).isoformat(timespec="seconds")
+        lines = [
+            f"file:      {src.path}",
+            f"time:      {when}",
+            f"converter: {self.converter or '-'}",
+            f"reason:    {self.reason}",
+        ]
+        if self.exception is not None:
+            lines.append(f"exception: {type(self.exception).__name__}: {self.exception}")
+            tb = "".join(
+                traceback.format_exception(
+                    type(self.exception), self.exception, self.exception.__traceback__
+                )
+            )
+            lines += ["", "traceback:", tb.rstrip()]
+        if self.detail:
+            lines += ["", self.detail.rstrip()]
+        lines += [
+            "",
+            "What to do: fix the file or the converter, then move the file back into the "
+            "watch folder to process it again.",
+        ]
+        return "\n".join(lines) + "\n"
+
+
+def move_to_error(src: SourceFile, report: ErrorReport) -> Path:
+    """Move the source into its Error folder with a reason file beside it."""
+    folder = relative_folder(src, src.error_dir)
+    target = move_no_overwrite(src.path, folder)
+    atomic_write_text(
+        target.with_name(target.name + ".error.txt"), report.render(src), sync_dir=False
+    )
+    remove_marker(src)
+    return target
+
+
+# --- zip ---------------------------------------------------------------------------
+
+
+def archive_path_for(done_dir: Path, day: str, limit: int) -> Path:
+    """The archive of ``day`` that still has room: ``day.zip``, ``day-2.zip``..."""
+    n = 1
+    while True:
+        name = f"{day}.zip" if n == 1 else f"{day}-{n}.zip"
+        path = done_dir / name
+        try:
+            if path.stat().st_size < limit:
+                return path
+        except FileNotFoundError:
+            return path
+        n += 1
+
+
+def _file_crc(path: Path) -> int:
+    crc = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            crc = zlib.crc32(chunk, crc)
+    return crc
+
+
+def _free_name(existing: dict[str, zipfile.ZipInfo], name: str) -> str:
+    stem, dot, suffix = name.rpartition(".") if "." in name else (name, "", "")
+    n = 2
+    candidate = name
+    while candidate in existing:
+        candidate = f"{stem} ({n}){dot}{suffix}" if dot else f"{name} ({n})"
+        n += 1
+    return candidate
+
+
+def zip_sources(
+    done_dir: Path,
+    sources: Sequence[SourceFile],
+    *,
+    limit: int = DEFAULT_ZIP_LIMIT,
+    day: str | None = None,
+) -> Path:
+    """Add ``sources`` to today's archive in ``done_dir``, crash-safely; returns the archive.
+
+    A source already in the archive with the same name, size and CRC (a
+    post action redone after a crash) is not added twice. The caller deletes
+    the sources afterwards.
+    """
+    ensure_private_dir(done_dir)
+    day = day or datetime.now().astimezone().strftime("%Y-%m-%d")
+    archive = archive_path_for(done_dir, day, limit)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{archive.name}.", suffix=TEMP_SUFFIX, dir=done_dir)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        appending = archive.exists()
+        if appending:
+            shutil.copyfile(archive, tmp)
+        mode: Literal["a", "w"] = "a" if appending else "w"
+        with zipfile.ZipFile(tmp, mode, compression=zipfile.ZIP_DEFLATED) as zf:
+            existing = {info.filename: info for info in zf.infolist()}
+            for src in sources:
+                arcname = relative_folder(src, Path()).joinpath(src.path.name).as_posix()
+                info = existing.get(arcname)
+                if info is not None:
+                    st = src.path.stat()
+                    if info.file_size == st.st_size and _file_crc(src.path) == info.CRC:
+                        continue
+                    arcname = _free_name(existing, arcname)
+                zf.write(src.path, arcname)
+                existing[arcname] = zf.getinfo(arcname)
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, archive)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    return archive
+
+
+def sweep_zip_temps(done_dirs: Sequence[Path]) -> int:
+    """Remove archive temp copies a crash left in Done folders; returns how many."""
+    removed = 0
+    for folder in dict.fromkeys(done_dirs):
+        for tmp in iter_temp_files(folder):
+            if tmp.name.startswith(".") and ".zip." in tmp.name:
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+                    removed += 1
+    return removed

@@ -1,0 +1,137 @@
+"""Which files in which folders are candidates: watch roots, patterns, exclusions, scans.
+
+Kept separate from the watcher so that the rules ("Done and Error are never
+scanned", "marker files are not results", "a nested watch folder belongs to
+itself") are stated once and tested without threads or timing.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pywats_client.core.config import ClientConfig
+
+__all__ = ["FilterRules", "WatchRoot", "build_roots", "root_for", "scan_root"]
+
+_CASE_INSENSITIVE = sys.platform == "win32"
+
+
+def _key(path: Path) -> str:
+    """Comparable form of a folder path (case-folded where the file system is)."""
+    text = os.path.normpath(str(path))
+    return text.casefold() if _CASE_INSENSITIVE else text
+
+
+@dataclass(frozen=True)
+class FilterRules:
+    """Name rules: what is a result file and what is never one."""
+
+    patterns: tuple[str, ...] = ("*",)
+    ignore: tuple[str, ...] = ()
+    marker: str | None = None
+
+    def accepts(self, name: str) -> bool:
+        if self.marker and name.endswith(self.marker):
+            return False
+        if any(fnmatch.fnmatch(name, p) for p in self.ignore):
+            return False
+        return any(fnmatch.fnmatch(name, p) for p in self.patterns)
+
+
+@dataclass(frozen=True)
+class WatchRoot:
+    """One watched folder, where its sources go, and the folders under it to skip."""
+
+    path: Path
+    done_dir: Path
+    error_dir: Path
+    recursive: bool
+    excluded: frozenset[str] = field(default_factory=frozenset)
+
+    def owns_dir(self, folder: Path) -> bool:
+        """True if files directly in ``folder`` belong to this root (not excluded)."""
+        key = _key(folder)
+        root = _key(self.path)
+        if key == root:
+            return True
+        if not self.recursive or not key.startswith(root.rstrip(os.sep) + os.sep):
+            return False
+        # Every folder between the root and ``folder`` must be allowed.
+        current = Path(folder)
+        while _key(current) != root:
+            if _key(current) in self.excluded:
+                return False
+            current = current.parent
+        return True
+
+
+def build_roots(config: ClientConfig) -> list[WatchRoot]:
+    """Watch roots of ``config``, each excluding every Done/Error/queue folder and nested root."""
+    watch_dirs = list(dict.fromkeys(config.watch_dirs))
+    special: set[str] = {_key(config.queue_dir)}
+    for watch in watch_dirs:
+        special.add(_key(config.done_dir_for(watch)))
+        special.add(_key(config.error_dir_for(watch)))
+    roots = []
+    for watch in watch_dirs:
+        nested = {_key(other) for other in watch_dirs if other != watch}
+        roots.append(
+            WatchRoot(
+                path=watch,
+                done_dir=config.done_dir_for(watch),
+                error_dir=config.error_dir_for(watch),
+                recursive=config.recursive,
+                excluded=frozenset((special | nested) - {_key(watch)}),
+            )
+        )
+    return roots
+
+
+def root_for(roots: Iterable[WatchRoot], path: Path) -> WatchRoot | None:
+    """The root whose files include ``path`` (the deepest matching one), if any."""
+    best: WatchRoot | None = None
+    for root in roots:
+        if root.owns_dir(path.parent) and (
+            best is None or len(_key(root.path)) > len(_key(best.path))
+        ):
+            best = root
+    return best
+
+
+def scan_root(
+    root: WatchRoot, rules: FilterRules, errors: list[str] | None = None
+) -> Iterator[tuple[Path, os.stat_result]]:
+    """Every accepted file under ``root`` with its stat; vanished entries are skipped.
+
+    Folders that cannot be listed are skipped and described in ``errors``.
+    """
+    stack = [root.path]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as iterator:
+                entries = list(iterator)
+        except (FileNotFoundError, NotADirectoryError):
+            if folder == root.path and errors is not None:
+                errors.append(f"watch folder {folder} does not exist")
+            continue
+        except OSError as exc:
+            if errors is not None:
+                errors.append(f"cannot list {folder}: {exc.strerror or exc}")
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if root.recursive and _key(Path(entry.path)) not in root.excluded:
+                        stack.append(Path(entry.path))
+                    continue
+                if not entry.is_file() or not rules.accepts(entry.name):
+                    continue
+                yield Path(entry.path), entry.stat()
+            except FileNotFoundError:
+                continue

@@ -1,0 +1,173 @@
+"""SIGKILL of a real worker at the dangerous moments of the lifecycle: nothing lost or doubled.
+
+Each test stops the worker at one exact point (a function patched in the child
+writes a flag file, then waits) and kills it there with SIGKILL (TerminateProcess
+on Windows), then starts a normal worker and checks the outcome on the server
+and on disk.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests._standin import StandinClient
+from tests.e2e._intake_support import RunProcess, write_config, write_result
+from tests.helpers import wait_until
+
+pytestmark = pytest.mark.e2e
+
+N = 12
+
+
+def hang_at(target: str, flag: Path) -> str:
+    """Prelude replacing ``module:attribute`` with a function that flags, then hangs."""
+    module, _, attribute = target.partition(":")
+    owner, _, method = attribute.partition(".")
+    where = f"_m.{owner}" if method else "_m"
+    name = method or owner
+    return f"""
+import importlib, pathlib, time
+_m = importlib.import_module({module!r})
+def _hang(*args, **kwargs):
+    pathlib.Path({str(flag)!r}).write_text("reached")
+    time.sleep(3600)
+setattr({where}, {name!r}, _hang)
+"""
+
+
+def drop_batch(station: Path) -> set[str]:
+    sns = {f"CRASH-{n:03d}" for n in range(N)}
+    for sn in sorted(sns):
+        write_result(station / "in", sn)
+    return sns
+
+
+def finish_and_check(station: Path, standin: StandinClient, sns: set[str]) -> str:
+    """Run a normal worker until every report is on the server once; returns its log."""
+    worker = RunProcess(station / "config.json").start()
+    try:
+        standin.wait_for_reports(len(sns), timeout=60)
+        wait_until(
+            lambda: sorted(p.name for p in (station / "in").iterdir()) == ["Done"],
+            30,
+            message=lambda: f"sources in Done; log:\n{worker.tail()}",
+        )
+        assert len(list((station / "in" / "Done").iterdir())) == len(sns)
+        assert worker.stop() == 0
+    finally:
+        worker.kill()
+    reports = standin.reports()  # after the worker stopped: every upload it ever made
+    assert sorted(r["sn"] for r in reports) == sorted(sns)
+    assert [r for r in reports if r["times_received"] != 1] == []
+    assert list((station / "queue" / "pending").iterdir()) == []
+    assert list((station / "queue" / "intake").glob("batch-*")) == []
+    return worker.log()
+
+
+def test_kill_between_enqueue_and_post_action(tmp_path: Path, standin: StandinClient) -> None:
+    station = tmp_path / "station"
+    flag = tmp_path / "reached"
+    config = write_config(station, standin)
+    # No upload may be in flight at the kill (an upload cut off mid-request is
+    # legitimately sent again: at-least-once); this test is about the intake.
+    standin.set_faults(down=True)
+    prelude = hang_at("pywats_client.services.intake:move_to_done", flag)
+    worker = RunProcess(config, prelude=prelude).start()
+    try:
+        sns = drop_batch(station)
+        wait_until(flag.exists, 30, message=lambda: f"post action reached; {worker.tail()}")
+        # the reports are queued (maybe even uploaded); the sources are not moved yet
+        assert len(list((station / "in").glob("*.json"))) == N
+        worker.kill()
+    finally:
+        worker.kill()
+    standin.clear_faults()
+    log = finish_and_check(station, standin, sns)
+    assert "already queued before the crash" not in log  # journal knew: nothing re-converted
+
+
+def test_kill_after_enqueue_before_the_journal_knows(
+    tmp_path: Path, standin: StandinClient
+) -> None:
+    """The reports are in the queue but the journal does not say so: the files are
+    converted again on restart (same ids) and the ids already queued are not re-added."""
+    station = tmp_path / "station"
+    flag = tmp_path / "reached"
+    config = write_config(station, standin)
+    standin.set_faults(down=True)  # keep the reports pending so the restart sees them queued
+    prelude = hang_at("pywats_client.services._journal:BatchJournal.converted", flag)
+    worker = RunProcess(config, prelude=prelude).start()
+    try:
+        sns = drop_batch(station)
+        wait_until(flag.exists, 30, message=lambda: f"journal point reached; {worker.tail()}")
+        queued = len(list((station / "queue" / "pending").iterdir()))
+        assert queued >= 1  # the first batch (maybe all files) is durably queued
+        worker.kill()
+    finally:
+        worker.kill()
+    standin.clear_faults()
+    log = finish_and_check(station, standin, sns)
+    assert log.count("report(s) were already queued before the crash") == queued
+
+
+POISON = '''
+import os
+import signal
+from pathlib import Path
+
+from pywats_client.converters import BaseConverter
+
+
+class Poison(BaseConverter):
+    """Kills the whole worker process, like a converter crashing in native code."""
+
+    name = "poison"
+    description = "test converter that kills its process"
+    patterns = ("*.poison",)
+
+    def can_convert(self, file_path: Path) -> bool:
+        return file_path.suffix == ".poison"
+
+    def convert(self, file_path: Path):
+        if hasattr(signal, "SIGKILL"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        os._exit(3)
+'''
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the poison converter uses SIGKILL")
+def test_a_file_that_kills_the_worker_twice_is_quarantined(
+    tmp_path: Path, standin: StandinClient
+) -> None:
+    station = tmp_path / "station"
+    config = write_config(station, standin)
+    (station / "converters").mkdir()
+    (station / "converters" / "poison.py").write_text(POISON)
+    sns = drop_batch(station)
+    (station / "in" / "bad.poison").write_text("boom")
+
+    standin.set_faults(down=True)  # no upload in flight when the process dies
+    worker = RunProcess(config)
+    for _ in range(2):  # the first crash blames the batch, the second only the culprit
+        worker.start()
+        assert worker.wait_exit(60) != 0, worker.tail()
+    standin.clear_faults()
+    finish_and_check_quarantine = RunProcess(config, name="final").start()
+    try:
+        reports = standin.wait_for_reports(N, timeout=60)
+        assert {r["sn"] for r in reports} == sns
+        assert [r for r in reports if r["times_received"] != 1] == []
+        reason_file = station / "in" / "Error" / "bad.poison.error.txt"
+        wait_until(reason_file.exists, 30, message=finish_and_check_quarantine.tail)
+        reason = reason_file.read_text()
+        assert "died 2 times" in reason and "quarantined" in reason
+        wait_until(
+            lambda: sorted(p.name for p in (station / "in").iterdir()) == ["Done", "Error"], 30
+        )
+        assert finish_and_check_quarantine.alive()
+        assert finish_and_check_quarantine.stop() == 0
+    finally:
+        finish_and_check_quarantine.kill()

@@ -1,0 +1,207 @@
+"""WATSClient (the seed's orchestrator) against the stand-in, and the instance lock."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pywats_client.core import ClientConfig, WATSClient, acquire_instance_lock
+from pywats_client.errors import InstanceLockedError
+from tests._standin import StandinClient
+
+
+def wsjf(sn: str) -> dict[str, Any]:
+    return {
+        "type": "T",
+        "pn": "PN-100",
+        "sn": sn,
+        "rev": "A",
+        "processCode": 10,
+        "result": "P",
+        "start": "2026-03-02T09:15:00+01:00",
+        "root": {"id": 0, "group": "M", "stepType": "SequenceCall", "name": "Main", "status": "P"},
+    }
+
+
+def drop(folder: Path, sn: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{sn}.json"
+    path.write_text(json.dumps(wsjf(sn)))
+    return path
+
+
+def make_config(tmp_path: Path, server: StandinClient | None, **overrides: Any) -> ClientConfig:
+    settings: dict[str, Any] = {
+        "instance_name": "test-station",
+        "service_address": server.url if server else "",
+        "api_token": server.token if server else "",
+        "watch_paths": [tmp_path / "in"],
+        "queue_path": tmp_path / "queue",
+        "converter_path": tmp_path / "converters",
+        "ready_after": 0.1,
+    }
+    settings.update(overrides)
+    return ClientConfig(**settings)
+
+
+def run(body: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(body())  # type: ignore[arg-type]
+
+
+async def until(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what or predicate}"
+        await asyncio.sleep(0.05)
+
+
+def test_files_reach_the_server_and_the_snapshot_counts_them(
+    tmp_path: Path, standin: StandinClient
+) -> None:
+    config = make_config(tmp_path, standin)
+    drop(tmp_path / "in", "SN-0")  # present before start
+
+    async def body() -> None:
+        client = WATSClient(config)
+        await client.start()
+        try:
+            for n in range(1, 5):
+                drop(tmp_path / "in", f"SN-{n}")
+            await until(lambda: client.snapshot().uploaded == 5, what="5 uploads")
+            snap = client.snapshot()
+            assert (snap.files_seen, snap.converted, snap.errored, snap.queued) == (5, 5, 0, 5)
+            assert (snap.pending, snap.failed) == (0, 0)
+            assert snap.connection == "connected" and snap.server_version
+            data = json.dumps(snap.to_dict())
+            assert standin.token not in data
+        finally:
+            await client.stop()
+        reports = standin.reports()
+        assert sorted(r["sn"] for r in reports) == [f"SN-{n}" for n in range(5)]
+        assert all(r["times_received"] == 1 for r in reports)
+        assert sorted(p.name for p in (tmp_path / "in").iterdir()) == ["Done"]
+
+    run(body)
+
+
+def test_server_away_keeps_reports_queued_and_sources_go_to_done(tmp_path: Path) -> None:
+    # A closed port: the official client's trap was moving such sources to Error.
+    config = make_config(tmp_path, None, service_address="http://127.0.0.1:9", api_token="dG9rZW4=")
+    drop(tmp_path / "in", "SN-1")
+
+    async def body() -> None:
+        client = WATSClient(config)
+        await client.start()
+        try:
+            await until(lambda: client.snapshot().queued == 1, what="queued")
+            snap = client.snapshot()
+            assert snap.pending == 1 and snap.uploaded == 0 and snap.errored == 0
+            assert snap.connection == "disconnected"
+            assert (tmp_path / "in" / "Done" / "SN-1.json").exists()
+        finally:
+            await client.stop(timeout=2)
+
+    run(body)
+
+
+def test_auto_submit_false_queues_without_uploading(tmp_path: Path, standin: StandinClient) -> None:
+    config = make_config(tmp_path, standin, auto_submit=False)
+    drop(tmp_path / "in", "SN-1")
+
+    async def body() -> None:
+        client = WATSClient(config)
+        await client.start()
+        try:
+            await until(lambda: client.snapshot().queued == 1, what="queued")
+            await asyncio.sleep(0.5)
+            snap = client.snapshot()
+            assert snap.pending == 1 and snap.uploaded == 0 and snap.uploads == "disabled"
+        finally:
+            await client.stop()
+        assert standin.reports() == []
+
+    run(body)
+
+
+def test_pause_and_resume_uploads(tmp_path: Path, standin: StandinClient) -> None:
+    config = make_config(tmp_path, standin)
+
+    async def body() -> None:
+        client = WATSClient(config)
+        await client.start()
+        try:
+            client.pause_uploads()
+            drop(tmp_path / "in", "SN-1")
+            await until(lambda: client.snapshot().queued == 1, what="queued")
+            await asyncio.sleep(0.5)
+            assert client.snapshot().uploads == "paused"
+            assert client.snapshot().uploaded == 0
+            client.resume_uploads()
+            await until(lambda: client.snapshot().uploaded == 1, what="upload after resume")
+        finally:
+            await client.stop()
+
+    run(body)
+
+
+def test_stop_intake_leaves_new_files_in_place(tmp_path: Path, standin: StandinClient) -> None:
+    config = make_config(tmp_path, standin)
+
+    async def body() -> None:
+        client = WATSClient(config)
+        await client.start()
+        try:
+            drop(tmp_path / "in", "SN-1")
+            await until(lambda: client.snapshot().uploaded == 1, what="first upload")
+            client.stop_intake()
+            drop(tmp_path / "in", "SN-2")
+            await asyncio.sleep(1.0)
+            snap = client.snapshot()
+            assert snap.intake_paused and snap.converted == 1
+            assert (tmp_path / "in" / "SN-2.json").exists()
+        finally:
+            await client.stop()
+
+    run(body)
+
+
+def test_converter_plugin_problem_is_a_warning_not_a_failure(
+    tmp_path: Path, standin: StandinClient
+) -> None:
+    config = make_config(tmp_path, standin)
+    (tmp_path / "converters").mkdir()
+    (tmp_path / "converters" / "broken.py").write_text("import does_not_exist\n")
+
+    async def body() -> None:
+        client = WATSClient(config)
+        await client.start()
+        try:
+            warnings = client.snapshot().warnings
+            assert any("broken.py" in w for w in warnings), warnings
+        finally:
+            await client.stop()
+
+    run(body)
+
+
+def test_instance_lock_names_the_holder(tmp_path: Path) -> None:
+    config = make_config(tmp_path, None)
+    lock = acquire_instance_lock(config)
+    try:
+        assert (config.queue_dir / "instance.pid").read_text().strip() == str(os.getpid())
+        with pytest.raises(InstanceLockedError) as caught:
+            acquire_instance_lock(config)
+        assert caught.value.holder_pid == os.getpid()
+        assert str(os.getpid()) in str(caught.value)
+        assert "test-station" in str(caught.value)
+    finally:
+        lock.release()
+    assert not (config.queue_dir / "instance.pid").exists()
+    acquire_instance_lock(config).release()  # free again

@@ -1,0 +1,503 @@
+"""FileWatcher and its rules: readiness, rescans, exclusions, markers, claims, observer health."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pywats_client.core import ClientConfig
+from pywats_client.services._readiness import ProbeResult, ReadinessTracker, probe
+from pywats_client.services._scan import FilterRules, WatchRoot, build_roots, root_for, scan_root
+from pywats_client.services.file_watcher import FileWatcher, SourceFile
+
+
+def make_config(tmp_path: Path, **overrides: Any) -> ClientConfig:
+    watch = tmp_path / "in"
+    watch.mkdir(exist_ok=True)
+    settings: dict[str, Any] = {
+        "watch_paths": [watch],
+        "queue_path": tmp_path / "queue",
+        "ready_after": 0.3,
+        "rescan_interval": 30.0,
+    }
+    settings.update(overrides)
+    return ClientConfig(**settings)
+
+
+def run(coro_fn: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(coro_fn())  # type: ignore[arg-type]
+
+
+async def collect(watcher: FileWatcher, n: int, timeout: float = 15.0) -> list[SourceFile]:
+    """Wait for ``n`` ready files (claimed), failing after ``timeout``."""
+    got: list[SourceFile] = []
+    deadline = time.monotonic() + timeout
+    while len(got) < n:
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"only {len(got)} of {n} files became ready: {got}"
+        got += await watcher.get_ready(n - len(got), timeout=remaining)
+    return got
+
+
+class _Emitter:
+    def __init__(self, thread: threading.Thread) -> None:
+        self._thread = thread
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+
+class NoEventsObserver:
+    """An observer that delivers nothing: events lost (network share, overflow)."""
+
+    def __init__(self) -> None:
+        self.daemon = True
+        self._thread = threading.Thread(target=self._idle, daemon=True)
+        self._stop = threading.Event()
+        self.emitters: set[Any] = set()
+
+    def _idle(self) -> None:
+        self._stop.wait()
+
+    def schedule(self, event_handler: Any, path: str, *, recursive: bool = False) -> None:
+        self.emitters.add(_Emitter(self._thread))
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+
+# --- readiness state machine (fake clock) ------------------------------------------
+
+
+def _root(tmp_path: Path) -> WatchRoot:
+    return WatchRoot(tmp_path, tmp_path / "Done", tmp_path / "Error", recursive=False)
+
+
+def probe_results(
+    tracker: ReadinessTracker, now: float, *, size: int, mtime_ns: int
+) -> list[ProbeResult]:
+    """What probing the due files would return if each had ``size``/``mtime_ns``."""
+    return [ProbeResult(p.path, size, mtime_ns) for p in tracker.due(now)]
+
+
+def test_tracker_needs_ready_after_of_stability_then_an_open(tmp_path: Path) -> None:
+    tracker = ReadinessTracker(ready_after=1.0)
+    path = tmp_path / "a.json"
+    tracker.add(path, _root(tmp_path), now=0.0)
+    [first] = tracker.due(0.0)
+    assert not first.confirm  # nothing known yet: just look
+    tracker.apply([ProbeResult(path, 10, 111)], now=0.0)
+    assert tracker.due(0.5) == []  # not due before ready_after
+    assert tracker.next_deadline() == pytest.approx(1.0)
+    [check] = tracker.due(1.0)
+    assert check.confirm and (check.size, check.mtime_ns) == (10, 111)
+    out = tracker.apply([ProbeResult(path, 10, 111, openable=True)], now=1.0)
+    assert [s.path for s in out.ready] == [path] and out.ready[0].size == 10
+    assert len(tracker) == 0
+
+
+def test_tracker_restarts_the_clock_when_the_file_grows(tmp_path: Path) -> None:
+    tracker = ReadinessTracker(ready_after=1.0)
+    path = tmp_path / "a.json"
+    tracker.add(path, _root(tmp_path), now=0.0)
+    tracker.apply(probe_results(tracker, 0.0, size=10, mtime_ns=1), now=0.0)
+    out = tracker.apply([ProbeResult(path, 20, 2)], now=1.0)  # grew
+    assert not out.ready
+    assert tracker.due(1.5) == []
+    [check] = tracker.due(2.0)
+    assert check.confirm and check.size == 20
+
+
+def test_tracker_waits_while_the_file_cannot_be_opened(tmp_path: Path) -> None:
+    tracker = ReadinessTracker(ready_after=0.5, defer_after=100)
+    path = tmp_path / "a.json"
+    tracker.add(path, _root(tmp_path), now=0.0)
+    tracker.apply([ProbeResult(path, 10, 1)], now=0.0)
+    out = tracker.apply([ProbeResult(path, 10, 1, openable=False)], now=0.5)
+    assert not out.ready and path in tracker
+    out = tracker.apply([ProbeResult(path, 10, 1, openable=True)], now=1.0)
+    assert [s.path for s in out.ready] == [path]
+
+
+def test_tracker_rejects_a_file_that_stays_empty(tmp_path: Path) -> None:
+    tracker = ReadinessTracker(ready_after=0.5, empty_grace=5.0)
+    path = tmp_path / "a.json"
+    tracker.add(path, _root(tmp_path), now=0.0)
+    tracker.apply([ProbeResult(path, 0, 1)], now=0.0)
+    assert not tracker.apply([ProbeResult(path, 0, 1)], now=1.0).rejected
+    out = tracker.apply([ProbeResult(path, 0, 1)], now=5.5)
+    assert [s.path for s in out.rejected] == [path]
+    assert "empty" in (out.rejected[0].reject_reason or "")
+
+
+def test_tracker_rejects_oversized_files_and_defers_never_ready_ones(tmp_path: Path) -> None:
+    tracker = ReadinessTracker(ready_after=0.1, max_file_size=5, defer_after=3.0)
+    big, locked = tmp_path / "big.json", tmp_path / "locked.json"
+    for p in (big, locked):
+        tracker.add(p, _root(tmp_path), now=0.0)
+    tracker.apply([ProbeResult(big, 6, 1), ProbeResult(locked, 3, 1)], now=0.0)
+    out = tracker.apply(
+        [ProbeResult(big, 6, 1, openable=True), ProbeResult(locked, 3, 1, openable=False)], 1.0
+    )
+    assert [s.path for s in out.rejected] == [big]
+    assert "max_file_size" in (out.rejected[0].reject_reason or "")
+    out = tracker.apply([ProbeResult(locked, 3, 1, openable=False)], now=3.5)
+    assert out.deferred == [locked] and len(tracker) == 0
+
+
+def test_tracker_with_marker_ignores_stability_and_waits_for_the_marker(tmp_path: Path) -> None:
+    tracker = ReadinessTracker(ready_after=100.0, marker=".done")
+    path = tmp_path / "a.json"
+    tracker.add(path, _root(tmp_path), now=0.0)
+    tracker.apply([ProbeResult(path, 10, 1)], now=0.0)
+    [check] = tracker.due(0.0)
+    assert check.confirm
+    out = tracker.apply([ProbeResult(path, 10, 1, marker_present=False)], now=0.0)
+    assert not out.ready
+    out = tracker.apply([ProbeResult(path, 10, 1, openable=True, marker_present=True)], 0.3)
+    assert [s.marker for s in out.ready] == [tmp_path / "a.json.done"]
+
+
+def test_probe_reports_gone_files_and_tests_open_only_when_confirming(tmp_path: Path) -> None:
+    from pywats_client.services._readiness import Probe
+
+    path = tmp_path / "a.json"
+    path.write_text("{}")
+    st = path.stat()
+    gone = tmp_path / "gone.json"
+    results = probe(
+        [
+            Probe(path, st.st_size, st.st_mtime_ns, confirm=True),
+            Probe(path, -1, -1, confirm=True),
+            Probe(gone, 1, 1, confirm=True),
+        ],
+        marker=None,
+    )
+    assert results[0].openable is True
+    assert results[1].openable is None  # changed: no open test
+    assert results[2].size is None
+
+
+# --- scanning rules ---------------------------------------------------------------------
+
+
+def test_scan_skips_done_error_queue_patterns_and_markers(tmp_path: Path) -> None:
+    config = make_config(
+        tmp_path,
+        recursive=True,
+        file_patterns=["*.json", "*.txt"],
+        ready_marker=".ok",
+        queue_path=tmp_path / "in" / "queue",
+    )
+    watch = tmp_path / "in"
+    for rel in [
+        "a.json",
+        "sub/b.txt",
+        "c.csv",
+        "d.json.tmp",
+        "~$e.json",
+        "a.json.ok",
+        "Done/x.json",
+        "Error/y.json",
+        "Error/y.json.error.txt",
+        "queue/pending/z.json",
+    ]:
+        path = watch / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+    [root] = build_roots(config)
+    found = sorted(
+        p.relative_to(watch).as_posix()
+        for p, _ in scan_root(
+            root,
+            FilterRules(
+                patterns=tuple(config.file_patterns),
+                ignore=tuple(config.ignore_patterns),
+                marker=config.ready_marker,
+            ),
+        )
+    )
+    assert found == ["a.json", "sub/b.txt"]
+
+
+def test_nested_watch_folder_belongs_to_itself(tmp_path: Path) -> None:
+    outer, inner = tmp_path / "outer", tmp_path / "outer" / "inner"
+    inner.mkdir(parents=True)
+    config = ClientConfig(watch_paths=[outer, inner], queue_path=tmp_path / "q", recursive=True)
+    roots = build_roots(config)
+    assert root_for(roots, inner / "f.json") == roots[1]
+    assert root_for(roots, outer / "f.json") == roots[0]
+    assert root_for(roots, outer / "Done" / "f.json") is None
+    (inner / "f.json").write_text("x")
+    assert list(scan_root(roots[0], FilterRules())) == []
+
+
+# --- the watcher, with real files ------------------------------------------------------
+
+
+def test_files_present_at_start_and_new_files_are_offered_once(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    watch = config.watch_dirs[0]
+    (watch / "old.json").write_text('{"a": 1}')
+
+    async def body() -> None:
+        watcher = FileWatcher(config)
+        await watcher.start()
+        try:
+            [old] = await collect(watcher, 1)
+            assert old.path == watch / "old.json" and old.size == 8
+            assert old.done_dir == watch / "Done" and old.error_dir == watch / "Error"
+            landed = time.monotonic()
+            (watch / "new.json").write_text('{"b": 2}')
+            [new] = await collect(watcher, 1)
+            latency = time.monotonic() - landed
+            assert new.path.name == "new.json"
+            assert latency < config.ready_after + 1.0, latency
+            # claimed: neither is offered again, even after a rescan
+            watcher.request_rescan()
+            assert await watcher.get_ready(10, timeout=1.0) == []
+            assert watcher.files_seen == 2
+        finally:
+            await watcher.stop()
+
+    run(body)
+
+
+def test_slowly_written_file_is_offered_once_when_complete(tmp_path: Path) -> None:
+    config = make_config(tmp_path, ready_after=0.5)
+    path = config.watch_dirs[0] / "slow.json"
+    chunks = [b"x" * 100] * 6
+
+    def writer() -> None:
+        with open(path, "wb") as handle:
+            for chunk in chunks:
+                handle.write(chunk)
+                handle.flush()
+                time.sleep(0.3)
+
+    async def body() -> None:
+        watcher = FileWatcher(config)
+        await watcher.start()
+        try:
+            thread = threading.Thread(target=writer)
+            thread.start()
+            [item] = await collect(watcher, 1)
+            assert not thread.is_alive(), "offered while still being written"
+            assert item.size == 600 == path.stat().st_size
+            assert await watcher.get_ready(10, timeout=1.0) == []
+        finally:
+            await watcher.stop()
+            thread.join()
+
+    run(body)
+
+
+def test_rescan_finds_files_whose_events_were_lost(tmp_path: Path) -> None:
+    config = make_config(tmp_path, rescan_interval=0.5)
+
+    async def body() -> None:
+        watcher = FileWatcher(config, observer_factory=NoEventsObserver)
+        await watcher.start()
+        try:
+            await asyncio.sleep(0.1)
+            for n in range(5):
+                (config.watch_dirs[0] / f"f{n}.json").write_text("{}")
+            got = await collect(watcher, 5)
+            assert sorted(s.path.name for s in got) == [f"f{n}.json" for n in range(5)]
+            assert watcher.rescans >= 2
+        finally:
+            await watcher.stop()
+
+    run(body)
+
+
+def test_recursive_watch_never_offers_done_or_error_files(tmp_path: Path) -> None:
+    config = make_config(tmp_path, recursive=True, rescan_interval=0.3)
+    watch = config.watch_dirs[0]
+
+    async def body() -> None:
+        watcher = FileWatcher(config)
+        await watcher.start()
+        try:
+            for rel in ["Done/a.json", "Error/b.json", "sub/c.json"]:
+                (watch / rel).parent.mkdir(parents=True, exist_ok=True)
+                (watch / rel).write_text("{}")
+            [item] = await collect(watcher, 1)
+            assert item.path == watch / "sub" / "c.json"
+            assert await watcher.get_ready(10, timeout=1.0) == []
+        finally:
+            await watcher.stop()
+
+    run(body)
+
+
+def test_marker_mode_waits_for_the_marker(tmp_path: Path) -> None:
+    config = make_config(tmp_path, ready_marker=".done", ready_after=60.0)
+    watch = config.watch_dirs[0]
+
+    async def body() -> None:
+        watcher = FileWatcher(config)
+        await watcher.start()
+        try:
+            (watch / "a.json").write_text("{}")
+            assert await watcher.get_ready(1, timeout=0.8) == []
+            (watch / "a.json.done").write_text("")
+            [item] = await collect(watcher, 1, timeout=5)
+            assert item.path.name == "a.json" and item.marker == watch / "a.json.done"
+        finally:
+            await watcher.stop()
+
+    run(body)
+
+
+def test_empty_file_is_handed_over_with_a_reason(tmp_path: Path) -> None:
+    config = make_config(tmp_path, ready_after=0.1)
+
+    async def body() -> None:
+        watcher = FileWatcher(config, empty_grace=0.5)
+        await watcher.start()
+        try:
+            (config.watch_dirs[0] / "empty.json").touch()
+            [item] = await collect(watcher, 1)
+            assert item.reject_reason and "empty" in item.reject_reason
+        finally:
+            await watcher.stop()
+
+    run(body)
+
+
+def test_release_lets_a_file_be_seen_again_and_skip_filter_holds_it_back(tmp_path: Path) -> None:
+    config = make_config(tmp_path, ready_after=0.1, rescan_interval=0.3)
+    skipped: set[Path] = set()
+
+    async def body() -> None:
+        watcher = FileWatcher(config, skip=lambda p, size, mtime: p in skipped)
+        await watcher.start()
+        try:
+            path = config.watch_dirs[0] / "a.json"
+            path.write_text("{}")
+            [item] = await collect(watcher, 1)
+            watcher.release(item.path)
+            [again] = await collect(watcher, 1)  # still there: found by the next rescan
+            assert again.path == path
+            skipped.add(path)
+            watcher.release(path)
+            assert await watcher.get_ready(1, timeout=1.0) == []
+        finally:
+            await watcher.stop()
+
+    run(body)
+
+
+def test_pause_holds_files_back_until_resume(tmp_path: Path) -> None:
+    config = make_config(tmp_path, ready_after=0.1)
+
+    async def body() -> None:
+        watcher = FileWatcher(config)
+        await watcher.start()
+        try:
+            watcher.pause()
+            await asyncio.sleep(0.1)
+            (config.watch_dirs[0] / "a.json").write_text("{}")
+            assert await watcher.get_ready(1, timeout=1.0) == []
+            watcher.resume()
+            [item] = await collect(watcher, 1)
+            assert item.path.name == "a.json"
+        finally:
+            await watcher.stop()
+
+    run(body)
+
+
+def test_a_dead_observer_is_rebuilt(tmp_path: Path) -> None:
+    config = make_config(tmp_path, ready_after=0.1)
+
+    async def body() -> None:
+        watcher = FileWatcher(config, health_interval=0.2)
+        await watcher.start()
+        try:
+            observer = watcher._observer
+            assert observer is not None
+            await asyncio.to_thread(observer.stop)  # as if its thread died
+            await asyncio.to_thread(observer.join, 5)
+            deadline = time.monotonic() + 10
+            while watcher.observer_restarts == 0:
+                assert time.monotonic() < deadline, "observer was not rebuilt"
+                await asyncio.sleep(0.05)
+            assert watcher._observer is not observer and watcher._observer.is_alive()
+            (config.watch_dirs[0] / "a.json").write_text("{}")
+            [item] = await collect(watcher, 1, timeout=5)  # events work again
+            assert item.path.name == "a.json"
+        finally:
+            await watcher.stop()
+
+    run(body)
+
+
+def test_missing_watch_folder_is_created(tmp_path: Path) -> None:
+    config = ClientConfig(
+        watch_paths=[tmp_path / "later" / "in"], queue_path=tmp_path / "q", ready_after=0.1
+    )
+
+    async def body() -> None:
+        watcher = FileWatcher(config)
+        await watcher.start()
+        try:
+            assert (tmp_path / "later" / "in").is_dir()
+            assert watcher.problems == []
+        finally:
+            await watcher.stop()
+
+    run(body)
+
+
+def test_idle_watcher_does_not_busy_wait(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+
+    async def body() -> None:
+        watcher = FileWatcher(config)
+        await watcher.start()
+        try:
+            await asyncio.sleep(0.3)
+            cpu0, rescans0 = time.process_time(), watcher.rescans
+            await asyncio.sleep(2.0)
+            used = time.process_time() - cpu0
+            assert used < 0.1, f"idle watcher used {used:.3f} s CPU in 2 s"
+            assert watcher.rescans == rescans0
+        finally:
+            await watcher.stop()
+
+    run(body)
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX permission semantics")
+def test_unreadable_subfolder_is_reported_not_fatal(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root reads everything")
+    config = make_config(tmp_path, recursive=True)
+    locked = config.watch_dirs[0] / "locked"
+    locked.mkdir()
+    locked.chmod(0)
+    try:
+        errors: list[str] = []
+        [root] = build_roots(config)
+        assert list(scan_root(root, FilterRules(), errors)) == []
+        assert errors and "locked" in errors[0]
+    finally:
+        locked.chmod(0o700)

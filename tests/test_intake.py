@@ -1,0 +1,555 @@
+"""IntakePipeline: convert -> enqueue durably -> post action, errors, timeouts, journals, recovery.
+
+A fake converter (JSON files saying how to behave) drives a real FileWatcher,
+a real QueueStore and real files, so what is asserted is what lands on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import threading
+import time
+import uuid
+import zipfile
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pywats_client.core import ClientConfig
+from pywats_client.errors import ConversionError
+from pywats_client.queue import NewReport, QueueStore
+from pywats_client.services._journal import (
+    BatchJournal,
+    CrashCounts,
+    ProcessedEntry,
+    ProcessedJournal,
+)
+from pywats_client.services._readiness import SourceFile
+from pywats_client.services.file_watcher import FileWatcher
+from pywats_client.services.intake import IntakePipeline
+
+NS = uuid.UUID("6f1c1a52-0000-4000-8000-000000000001")
+
+
+@dataclass(frozen=True)
+class FakeConversion:
+    source: Path
+    converter: str
+    source_sha256: str
+    reports: list[dict[str, Any]] = field(default_factory=list)
+
+
+class FakeConverter:
+    """Behaves as the file says: {"fail": msg} | {"boom": 1} | {"sleep": s} | {"hang": 1}
+    (until ``unblock`` is set) | {"reports": n}."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+        self.unblock = threading.Event()  # {"hang": 1} waits for this
+
+    def convert(self, path: Path) -> FakeConversion:
+        self.calls[path.name] += 1
+        raw = path.read_bytes()
+        data = json.loads(raw)
+        if "sleep" in data:
+            time.sleep(data["sleep"])
+        if "hang" in data:
+            self.unblock.wait(60)
+        if "fail" in data:
+            raise ConversionError(data["fail"], converter="fake", file=path)
+        if "boom" in data:
+            raise RuntimeError("converter bug")
+        sha = hashlib.sha256(raw).hexdigest()
+        reports = [
+            {"id": str(uuid.uuid5(NS, f"{sha}\n{i}")), "sn": data.get("sn", path.stem)}
+            for i in range(data.get("reports", 1))
+        ]
+        return FakeConversion(path, "fake", sha, reports)
+
+
+def make_item(report: dict[str, Any], name: str, sha: str, converter: str) -> NewReport:
+    return NewReport(report=report, source_name=name, source_sha256=sha, converter=converter)
+
+
+def make_config(tmp_path: Path, **overrides: Any) -> ClientConfig:
+    (tmp_path / "in").mkdir(parents=True, exist_ok=True)
+    settings: dict[str, Any] = {
+        "watch_paths": [tmp_path / "in"],
+        "queue_path": tmp_path / "queue",
+        "ready_after": 0.1,
+        "rescan_interval": 30.0,
+    }
+    settings.update(overrides)
+    return ClientConfig(**settings)
+
+
+def drop(config: ClientConfig, name: str, **content: Any) -> Path:
+    path = config.watch_dirs[0] / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(content or {"sn": name}))
+    return path
+
+
+@dataclass
+class Harness:
+    config: ClientConfig
+    store: QueueStore
+    watcher: FileWatcher
+    intake: IntakePipeline
+    converter: FakeConverter
+
+    @property
+    def watch(self) -> Path:
+        return self.config.watch_dirs[0]
+
+    def pending_ids(self) -> list[str]:
+        return sorted(item.id for item in self.store.iter_items("pending"))
+
+    async def until(self, predicate: Callable[[], Any], timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            assert time.monotonic() < deadline, f"timed out; stats={self.intake.stats}"
+            await asyncio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def running(
+    config: ClientConfig,
+    converter: FakeConverter | None = None,
+    store: Any = None,
+    **kwargs: Any,
+) -> AsyncIterator[Harness]:
+    converter = converter or FakeConverter()
+    real_store = QueueStore(config.queue_dir)
+    intake: IntakePipeline | None = None
+
+    def skip(path: Path, size: int, mtime_ns: int) -> bool:
+        return intake is not None and intake.is_processed(path, size, mtime_ns)
+
+    watcher = FileWatcher(config, skip=skip, empty_grace=kwargs.pop("empty_grace", 60.0))
+    intake = IntakePipeline(config, watcher, converter, store or real_store, make_item, **kwargs)
+    await intake.recover()
+    await watcher.start()
+    await intake.start()
+    try:
+        yield Harness(config, real_store, watcher, intake, converter)
+    finally:
+        await intake.stop(5.0)
+        await watcher.stop()
+
+
+def run(body: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(body())  # type: ignore[arg-type]
+
+
+def files_in(folder: Path) -> list[str]:
+    if not folder.exists():
+        return []
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+# --- lifecycle ----------------------------------------------------------------------------
+
+
+def test_files_are_queued_then_moved_to_done(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    for n in range(3):
+        drop(config, f"r{n}.json")
+    drop(config, "multi.json", reports=2)
+
+    async def body() -> None:
+        async with running(config) as h:
+            await h.until(lambda: h.intake.stats.converted == 4)
+            assert len(h.pending_ids()) == 5
+            assert files_in(h.watch) == [
+                "Done/multi.json",
+                "Done/r0.json",
+                "Done/r1.json",
+                "Done/r2.json",
+            ]
+            assert h.intake.stats.reports_queued == 5
+            assert list((config.queue_dir / "intake").glob("batch-*")) == []
+
+    run(body)
+
+
+def test_conversion_failures_go_to_error_with_a_reason(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    drop(config, "bad.json", fail="no serial number in line 3")
+    drop(config, "bug.json", boom=1)
+    (config.watch_dirs[0] / "garbage.json").write_text("not json {")
+    drop(config, "good.json")
+
+    async def body() -> None:
+        async with running(config) as h:
+            await h.until(lambda: h.intake.stats.errored == 3 and h.intake.stats.converted == 1)
+            error = h.watch / "Error"
+            assert files_in(error) == [
+                "bad.json",
+                "bad.json.error.txt",
+                "bug.json",
+                "bug.json.error.txt",
+                "garbage.json",
+                "garbage.json.error.txt",
+            ]
+            assert "no serial number in line 3" in (error / "bad.json.error.txt").read_text()
+            bug = (error / "bug.json.error.txt").read_text()
+            assert "RuntimeError: converter bug" in bug and "Traceback" in bug
+            assert files_in(h.watch / "Done") == ["good.json"]
+            assert len(h.pending_ids()) == 1
+
+    run(body)
+
+
+def test_empty_file_goes_to_error_after_the_grace_time(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    (config.watch_dirs[0] / "empty.json").touch()
+
+    async def body() -> None:
+        async with running(config, empty_grace=0.5) as h:
+            await h.until(lambda: h.intake.stats.errored == 1)
+            reason = (h.watch / "Error" / "empty.json.error.txt").read_text()
+            assert "empty" in reason
+
+    run(body)
+
+
+def test_hanging_converter_is_abandoned_and_asks_for_a_restart(tmp_path: Path) -> None:
+    # the timeout leaves room for a busy machine to convert ok.json in time
+    config = make_config(tmp_path, converter_timeout=1.0)
+    drop(config, "hang1.json", hang=1)
+    drop(config, "hang2.json", hang=1)
+    drop(config, "ok.json")
+    converter = FakeConverter()
+
+    async def body() -> None:
+        async with running(config, converter, stuck_limit=2) as h:
+            await h.until(lambda: h.intake.stats.errored == 2 and h.intake.stats.converted == 1)
+            assert h.intake.abandoned == 2
+            reason = (h.watch / "Error" / "hang1.json.error.txt").read_text()
+            assert "converter_timeout" in reason and "abandoned" in reason
+            assert h.intake.restart_required and "stuck" in h.intake.restart_required
+
+    try:
+        run(body)
+    finally:
+        converter.unblock.set()  # let the abandoned threads end
+
+
+def test_keep_records_files_so_they_are_not_taken_again(tmp_path: Path) -> None:
+    config = make_config(tmp_path, post_action="keep", rescan_interval=0.2)
+    path = drop(config, "a.json")
+
+    async def body() -> None:
+        async with running(config) as h:
+            await h.until(lambda: h.intake.stats.converted == 1)
+            rescans = h.watcher.rescans
+            await h.until(lambda: h.watcher.rescans >= rescans + 3)
+            assert h.converter.calls["a.json"] == 1 and len(h.pending_ids()) == 1
+            # touched but unchanged: recorded again, not re-sent
+            st = path.stat()
+            os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+            rescans = h.watcher.rescans
+            await h.until(lambda: h.watcher.rescans >= rescans + 3)
+            assert h.converter.calls["a.json"] == 1 and len(h.pending_ids()) == 1
+            # changed content: a new result, converted again
+            path.write_text(json.dumps({"sn": "changed"}))
+            await h.until(lambda: len(h.pending_ids()) == 2)
+            assert path.exists()
+
+    run(body)
+
+    # after a restart the journal still holds the file back
+    async def again() -> None:
+        async with running(config) as h:
+            rescans = h.watcher.rescans
+            await h.until(lambda: h.watcher.rescans >= rescans + 3)
+            assert h.converter.calls["a.json"] == 0
+
+    run(again)
+
+
+def test_delete_and_zip_post_actions(tmp_path: Path) -> None:
+    deleting = make_config(tmp_path / "d", post_action="delete")
+    zipping = make_config(tmp_path / "z", post_action="zip", ready_marker=".ok")
+    drop(deleting, "a.json")
+    drop(zipping, "b.json")
+    (zipping.watch_dirs[0] / "b.json.ok").touch()
+    drop(zipping, "sub.json")
+
+    async def body() -> None:
+        async with running(deleting) as h:
+            await h.until(lambda: h.intake.stats.converted == 1)
+            assert files_in(h.watch) == []
+        async with running(zipping) as h:
+            await h.until(lambda: h.intake.stats.converted == 1)
+            [archive] = (h.watch / "Done").glob("*.zip")
+            with zipfile.ZipFile(archive) as zf:
+                assert zf.namelist() == ["b.json"]
+            # sub.json has no marker: it waits
+            assert files_in(h.watch) == ["Done/" + archive.name, "sub.json"]
+
+    run(body)
+
+
+def test_backpressure_stops_taking_files_until_the_queue_drains(tmp_path: Path) -> None:
+    config = make_config(tmp_path, max_queue_size=2)
+    for n in range(5):
+        drop(config, f"r{n}.json")
+
+    async def body() -> None:
+        async with running(config) as h:
+            await h.until(lambda: h.intake.stats.backpressure)
+            await asyncio.sleep(0.5)
+            assert len(h.pending_ids()) == 2 and h.intake.stats.converted == 2
+            assert len(files_in(h.watch)) == 5  # 2 in Done, 3 waiting in place
+            assert h.watcher.paused
+            for _ in range(2):  # the uploader takes two
+                item = h.store.claim()
+                assert item is not None
+                h.store.complete(item)
+            await h.until(lambda: h.intake.stats.converted == 4)
+            for _ in range(2):
+                item = h.store.claim()
+                assert item is not None
+                h.store.complete(item)
+            await h.until(lambda: h.intake.stats.converted == 5)
+            await h.until(lambda: not h.intake.stats.backpressure)
+
+    run(body)
+
+
+def test_enqueue_failure_leaves_sources_in_place_and_retries(tmp_path: Path) -> None:
+    config = make_config(tmp_path, rescan_interval=0.3)
+    drop(config, "a.json")
+
+    class FlakyStore:
+        def __init__(self, real: QueueStore) -> None:
+            self.real = real
+            self.failures = 1
+
+        def enqueue(self, items: Any) -> None:
+            if self.failures:
+                self.failures -= 1
+                raise OSError(28, "No space left on device")
+            self.real.enqueue(items)
+
+        def contains(self, report_id: str) -> bool:
+            return self.real.contains(report_id)
+
+        def counts(self) -> Any:
+            return self.real.counts()
+
+        def iter_items(self, state: Any) -> Any:
+            return self.real.iter_items(state)
+
+    async def body() -> None:
+        store = FlakyStore(QueueStore(config.queue_dir))
+        async with running(config, store=store, enqueue_retry_delay=0.2) as h:
+            await h.until(lambda: h.intake.stats.converted == 1)
+            assert h.converter.calls["a.json"] == 2
+            assert "No space left" in (h.intake.stats.warnings.get("enqueue") or "")
+            assert files_in(h.watch) == ["Done/a.json"]
+            assert len(h.pending_ids()) == 1
+
+    run(body)
+
+
+# --- recovery ------------------------------------------------------------------------------
+
+
+def _source_for(config: ClientConfig, path: Path) -> SourceFile:
+    st = path.stat()
+    watch = config.watch_dirs[0]
+    return SourceFile(path, watch, watch / "Done", watch / "Error", st.st_size, st.st_mtime_ns)
+
+
+def test_crash_while_converting_makes_suspects_and_skips_ids_already_queued(
+    tmp_path: Path,
+) -> None:
+    config = make_config(tmp_path)
+    a, b = drop(config, "a.json"), drop(config, "b.json")
+    # the previous run queued a's report, then died before recording it
+    store = QueueStore(config.queue_dir)
+    conversion = FakeConverter().convert(a)
+    store.enqueue([make_item(conversion.reports[0], "a.json", conversion.source_sha256, "fake")])
+    BatchJournal(config.queue_dir / "intake").begin(
+        [_source_for(config, a), _source_for(config, b)]
+    )
+
+    async def body() -> None:
+        async with running(config) as h:
+            await h.until(lambda: h.intake.stats.converted == 2)
+            assert h.intake.stats.duplicates_skipped == 1
+            assert len(h.pending_ids()) == 2  # a once, b once
+            assert files_in(h.watch) == ["Done/a.json", "Done/b.json"]
+        assert len(CrashCounts(config.queue_dir / "intake")) == 0
+
+    run(body)
+
+
+def test_a_file_that_crashed_the_worker_twice_is_quarantined(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    poison, fine = drop(config, "poison.json"), drop(config, "fine.json")
+    journal = BatchJournal(config.queue_dir / "intake")
+    journal.begin([_source_for(config, poison), _source_for(config, fine)])
+    CrashCounts(config.queue_dir / "intake").bump([_source_for(config, poison)], "earlier")
+
+    async def body() -> None:
+        async with running(config) as h:
+            await h.until(lambda: h.intake.stats.converted == 1 and h.intake.stats.errored == 1)
+            assert h.converter.calls["poison.json"] == 0
+            assert h.intake.stats.quarantined == 1
+            reason = (h.watch / "Error" / "poison.json.error.txt").read_text()
+            assert "died 2 times" in reason and "quarantined" in reason
+            assert files_in(h.watch / "Done") == ["fine.json"]
+
+    run(body)
+
+
+def test_crash_after_enqueue_only_redoes_the_post_action(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    a = drop(config, "a.json")
+    journal = BatchJournal(config.queue_dir / "intake")
+    handle = journal.begin([_source_for(config, a)])
+    journal.converted(handle, {a: "queued"})
+
+    async def body() -> None:
+        async with running(config) as h:
+            await h.until(lambda: files_in(h.watch) == ["Done/a.json"])
+            assert h.converter.calls["a.json"] == 0
+            assert h.pending_ids() == []  # nothing re-queued: it was queued before the crash
+        assert len(CrashCounts(config.queue_dir / "intake")) == 0
+
+    run(body)
+
+
+def test_graceful_abort_blames_no_file(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    a = drop(config, "a.json")
+    journal = BatchJournal(config.queue_dir / "intake")
+    journal.abort(journal.begin([_source_for(config, a)]))
+
+    async def body() -> None:
+        async with running(config) as h:
+            await h.until(lambda: h.intake.stats.converted == 1)
+        assert len(CrashCounts(config.queue_dir / "intake")) == 0
+
+    run(body)
+
+
+def test_stop_during_a_slow_conversion_leaves_the_source_unblamed(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    drop(config, "slow.json", sleep=2)
+
+    async def body() -> None:
+        converter = FakeConverter()
+        async with running(config, converter) as h:
+            await h.until(lambda: converter.calls["slow.json"] == 1)
+            started = time.monotonic()
+            await h.intake.stop(0.2)
+            assert time.monotonic() - started < 5
+        assert files_in(config.watch_dirs[0]) == ["slow.json"]
+        [batch] = BatchJournal(config.queue_dir / "intake").pending()
+        assert batch.aborted
+
+    run(body)
+
+
+# --- journals ------------------------------------------------------------------------------
+
+
+def test_batch_journal_tolerates_a_torn_last_line(tmp_path: Path) -> None:
+    journal = BatchJournal(tmp_path)
+    src = SourceFile(tmp_path / "a", tmp_path, tmp_path / "D", tmp_path / "E", 1, 2)
+    handle = journal.begin([src])
+    with open(handle, "ab") as f:
+        f.write(b'{"outcomes": {"')  # crash mid-append
+    [batch] = journal.pending()
+    assert batch.files == [src] and batch.outcomes is None and not batch.aborted
+    handle.write_bytes(b'{"fil')  # crash mid-first-line: nothing to blame
+    [batch] = journal.pending()
+    assert batch.files == [] and batch.aborted
+
+
+def test_crash_counts_count_each_journal_once(tmp_path: Path) -> None:
+    counts = CrashCounts(tmp_path)
+    src = SourceFile(tmp_path / "a", tmp_path, tmp_path / "D", tmp_path / "E", 1, 2)
+    counts.bump([src], "batch-1")
+    counts.bump([src], "batch-1")  # recovery redone after a crash during recovery
+    assert CrashCounts(tmp_path).count(src) == 1
+    counts.bump([src], "batch-2")
+    assert CrashCounts(tmp_path).count(src) == 2
+    changed = SourceFile(src.path, tmp_path, src.done_dir, src.error_dir, 5, 2)
+    assert counts.count(changed) == 0  # a new file under the old name is not a suspect
+
+
+def test_processed_journal_survives_reload_and_compacts(tmp_path: Path) -> None:
+    journal = ProcessedJournal(tmp_path, compact_min=10)
+    for n in range(30):
+        journal.add([ProcessedEntry(f"/w/{n % 3}", n, n, "sha")])
+    assert journal.path.read_text().count("\n") <= 10
+    reloaded = ProcessedJournal(tmp_path)
+    assert len(reloaded) == 3
+    assert reloaded.matches(Path("/w/2"), 29, 29) and not reloaded.matches(Path("/w/2"), 26, 26)
+    reloaded.remove([Path("/w/0")])
+    assert len(ProcessedJournal(tmp_path)) == 2
+
+
+@pytest.mark.parametrize("action", ["move", "delete"])
+def test_post_action_failure_is_retried_later(
+    tmp_path: Path, action: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pywats_client.services import intake as intake_module
+
+    config = make_config(tmp_path, post_action=action, rescan_interval=0.3)
+    drop(config, "a.json")
+    attempts = Counter[str]()
+    real = intake_module.move_to_done if action == "move" else intake_module.delete_source
+    name = "move_to_done" if action == "move" else "delete_source"
+
+    def flaky(src: SourceFile) -> Any:
+        attempts[src.path.name] += 1
+        if attempts[src.path.name] == 1:
+            raise PermissionError(13, "file in use by another program")
+        return real(src)
+
+    monkeypatch.setattr(intake_module, name, flaky)
+
+    async def body() -> None:
+        async with running(config) as h:
+            await h.until(lambda: attempts["a.json"] >= 2 and not (h.watch / "a.json").exists())
+            assert h.converter.calls["a.json"] == 1 and len(h.pending_ids()) == 1
+            assert "file in use" in (h.intake.stats.last_error or "")
+
+    run(body)
+
+
+def test_a_file_rewritten_during_conversion_is_not_deleted_but_taken_again(
+    tmp_path: Path,
+) -> None:
+    config = make_config(tmp_path, post_action="delete")
+    path = drop(config, "a.json", sn="first")
+
+    class RewritingConverter(FakeConverter):
+        def convert(self, path: Path) -> FakeConversion:
+            result = super().convert(path)
+            if self.calls[path.name] == 1:  # the tester writes the file again meanwhile
+                path.write_text(json.dumps({"sn": "second, longer content"}))
+            return result
+
+    async def body() -> None:
+        async with running(config, RewritingConverter()) as h:
+            await h.until(lambda: h.intake.stats.converted == 2 and not path.exists())
+            sns = sorted(item.report["sn"] for item in h.store.iter_items("pending"))
+            assert sns == ["first", "second, longer content"]
+
+    run(body)

@@ -1,0 +1,131 @@
+"""Post actions on sources: move without overwrite, error folder with reason, crash-safe zip."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from pywats_client._fsutil import TEMP_SUFFIX
+from pywats_client.errors import ConversionError
+from pywats_client.services import _post_actions as pa
+from pywats_client.services._readiness import SourceFile
+
+
+def source(watch: Path, rel: str, content: str = "data", marker: str | None = None) -> SourceFile:
+    path = watch / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(content)
+    marker_path = None
+    if marker:
+        marker_path = Path(f"{path}{marker}")
+        marker_path.write_text("")
+    st = path.stat()
+    return SourceFile(
+        path, watch, watch / "Done", watch / "Error", st.st_size, st.st_mtime_ns, marker_path
+    )
+
+
+def test_move_to_done_never_overwrites_and_keeps_subfolders(tmp_path: Path) -> None:
+    first = source(tmp_path, "sub/r.json", "first")
+    assert pa.move_to_done(first) == tmp_path / "Done" / "sub" / "r.json"
+    second = source(tmp_path, "sub/r.json", "second", marker=".ok")
+    target = pa.move_to_done(second)
+    assert target == tmp_path / "Done" / "sub" / "r (2).json"
+    assert (tmp_path / "Done" / "sub" / "r.json").read_text() == "first"
+    assert target.read_text() == "second"
+    assert not second.path.exists() and not Path(f"{second.path}.ok").exists()
+
+
+def test_move_to_error_writes_a_reason_file(tmp_path: Path) -> None:
+    src = source(tmp_path, "bad.json")
+    try:
+        raise ConversionError("line 3: no serial number", converter="wsjf", file=src.path)
+    except ConversionError as exc:
+        report = pa.ErrorReport(str(exc), converter="wsjf", exception=exc)
+    target = pa.move_to_error(src, report)
+    assert target == tmp_path / "Error" / "bad.json"
+    reason = (tmp_path / "Error" / "bad.json.error.txt").read_text()
+    assert "line 3: no serial number" in reason
+    assert "converter: wsjf" in reason
+    assert "ConversionError" in reason and "Traceback" in reason
+    assert "time:" in reason and str(src.path) in reason
+    # a second bad file of the same name gets its own reason file
+    again = pa.move_to_error(source(tmp_path, "bad.json"), pa.ErrorReport("empty"))
+    assert again.name == "bad (2).json"
+    assert "empty" in (tmp_path / "Error" / "bad (2).json.error.txt").read_text()
+
+
+def test_delete_removes_source_and_marker(tmp_path: Path) -> None:
+    src = source(tmp_path, "a.json", marker=".done")
+    pa.delete_source(src)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_zip_appends_to_the_dated_archive(tmp_path: Path) -> None:
+    done = tmp_path / "Done"
+    a, b = source(tmp_path, "a.json", "A"), source(tmp_path, "sub/b.json", "B")
+    archive = pa.zip_sources(done, [a, b], day="2026-03-02")
+    assert archive == done / "2026-03-02.zip"
+    c = source(tmp_path, "c.json", "C")
+    assert pa.zip_sources(done, [c], day="2026-03-02") == archive
+    with zipfile.ZipFile(archive) as zf:
+        assert zf.testzip() is None
+        assert sorted(zf.namelist()) == ["a.json", "c.json", "sub/b.json"]
+        assert zf.read("sub/b.json") == b"B"
+    assert [p.name for p in done.iterdir()] == ["2026-03-02.zip"]  # no temp left
+
+
+def test_zip_redo_after_crash_does_not_add_twice_but_keeps_different_content(
+    tmp_path: Path,
+) -> None:
+    done = tmp_path / "Done"
+    a = source(tmp_path, "a.json", "A")
+    pa.zip_sources(done, [a], day="d")
+    pa.zip_sources(done, [a], day="d")  # crash before the source was deleted: redone
+    a2 = source(tmp_path, "a.json", "A, other run")
+    pa.zip_sources(done, [a2], day="d")
+    with zipfile.ZipFile(done / "d.zip") as zf:
+        assert sorted(zf.namelist()) == ["a (2).json", "a.json"]
+        assert zf.read("a (2).json") == b"A, other run"
+
+
+def test_zip_rolls_over_at_the_size_limit(tmp_path: Path) -> None:
+    done = tmp_path / "Done"
+    pa.zip_sources(done, [source(tmp_path, "a.json", "A" * 2000)], day="d", limit=100)
+    second = pa.zip_sources(done, [source(tmp_path, "b.json", "B")], day="d", limit=100)
+    assert second == done / "d-2.zip"
+
+
+def test_zip_failure_leaves_the_old_archive_intact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    done = tmp_path / "Done"
+    pa.zip_sources(done, [source(tmp_path, "a.json", "A")], day="d")
+    before = (done / "d.zip").read_bytes()
+    calls = 0
+    original = zipfile.ZipFile.write
+
+    def failing_write(self: zipfile.ZipFile, *args: object, **kwargs: object) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise OSError(28, "No space left on device")
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(zipfile.ZipFile, "write", failing_write)
+    b, c = source(tmp_path, "b.json", "B"), source(tmp_path, "c.json", "C")
+    with pytest.raises(OSError):
+        pa.zip_sources(done, [b, c], day="d")
+    assert (done / "d.zip").read_bytes() == before
+    assert [p.name for p in done.iterdir()] == ["d.zip"]
+
+
+def test_sweep_removes_archive_temp_copies(tmp_path: Path) -> None:
+    done = tmp_path / "Done"
+    done.mkdir()
+    (done / f".d.zip.abc{TEMP_SUFFIX}").write_bytes(b"partial")
+    (done / "keep.json").write_text("x")
+    assert pa.sweep_zip_temps([done]) == 1
+    assert [p.name for p in done.iterdir()] == ["keep.json"]
