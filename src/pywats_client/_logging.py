@@ -192,6 +192,9 @@ def configure_logging(
             root.removeHandler(handler)
             handler.close()
     root.setLevel(level)
+    # httpx logs every request at INFO: one line per upload drowns the station log.
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
     handlers: list[logging.Handler] = []
     problem: str | None = None
     if log_file is not None:

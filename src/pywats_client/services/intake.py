@@ -548,7 +548,9 @@ class IntakePipeline:
                 continue
             dirs += [target.parent, done.src.path.parent]
             self.stats.errored += 1
-            self.stats.last_error = f"{done.src.path.name}: {done.error.reason}"
+            reason = done.error.reason
+            name = done.src.path.name
+            self.stats.last_error = reason if reason.startswith(name) else f"{name}: {reason}"
             log.warning("%s -> %s: %s", done.src.path, target, done.error.reason)
         self.stats.converted += sum(1 for d in results if d.conversion is not None)
         fsync_dirs(dirs)
