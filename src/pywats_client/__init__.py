@@ -11,11 +11,47 @@ from typing import TYPE_CHECKING, Any
 from pywats_client._version import __version__
 
 if TYPE_CHECKING:
+    from pywats_client.control import (
+        ControlRefused,
+        ControlResult,
+        ControlUnavailable,
+        InstanceResult,
+        SupervisorControl,
+        SupervisorInfo,
+        SupervisorNotRunning,
+        UnknownInstance,
+    )
     from pywats_client.supervisor import InstanceState, InstanceStatus, list_instances
 
-__all__ = ["InstanceState", "InstanceStatus", "__version__", "list_instances"]
+__all__ = [
+    "ControlRefused",
+    "ControlResult",
+    "ControlUnavailable",
+    "InstanceResult",
+    "InstanceState",
+    "InstanceStatus",
+    "SupervisorControl",
+    "SupervisorInfo",
+    "SupervisorNotRunning",
+    "UnknownInstance",
+    "__version__",
+    "list_instances",
+]
 
 _LAZY = {
+    **dict.fromkeys(
+        (
+            "ControlRefused",
+            "ControlResult",
+            "ControlUnavailable",
+            "InstanceResult",
+            "SupervisorControl",
+            "SupervisorInfo",
+            "SupervisorNotRunning",
+            "UnknownInstance",
+        ),
+        "pywats_client.control",
+    ),
     "InstanceState": "pywats_client.supervisor",
     "InstanceStatus": "pywats_client.supervisor",
     "list_instances": "pywats_client.supervisor",

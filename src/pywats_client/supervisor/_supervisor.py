@@ -6,8 +6,8 @@ sentinels and a wake-up socket, so it uses no CPU while nothing happens.
 Per-instance decisions live in :class:`~._states.Lifecycle` (pure, tested
 with a fake clock); this module only performs them (spawn, send stop,
 terminate, kill), reloads the registry when it changes, and writes
-``status.json``. Commands from other threads (signals, the future control
-channel) are queued and run on the loop thread.
+``status.json``. Commands from other threads (signals, the control channel of
+:mod:`pywats_client.control`) are queued and run on the loop thread.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from pywats_client._logging import (
     instance_log_path,
     registry_log_dir,
 )
+from pywats_client.control._server import ControlServer
 from pywats_client.core.config import ClientConfig
 from pywats_client.core.registry import InstanceEntry, Registry, SupervisorSettings
 from pywats_client.errors import ConfigError, RegistryError
@@ -143,6 +144,7 @@ class Supervisor:
         self._last_error: str | None = None
         self._document: dict[str, Any] | None = None
         self._metrics: MetricsServer | None = None
+        self._control: ControlServer | None = None
         self.ready = threading.Event()
 
     # --- public API (thread-safe) ------------------------------------------------------
@@ -205,6 +207,33 @@ class Supervisor:
 
     def resume_instance(self, name: str) -> None:
         self._call(lambda: self._command(name, "resume"))
+
+    def reload_now(self) -> str | None:
+        """Re-read the registry now and wait for it; why it was not applied, or None."""
+
+        def apply() -> str | None:
+            self._reload_requested.set()
+            self._check_reload(self._clock())
+            return self._last_error  # set by a refused registry, cleared by an applied one
+
+        return self._call(apply)
+
+    @property
+    def shutting_down(self) -> bool:
+        return self._shutdown_requested.is_set()
+
+    @property
+    def control_address(self) -> str | None:
+        return self._control.address if self._control else None
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every instance's status.json record as of now, plus ``removed``."""
+
+        def collect() -> list[dict[str, Any]]:
+            now, wall = self._clock(), time.time()
+            return [{**s.record(now, wall), "removed": s.removed} for s in self._slots.values()]
+
+        return self._call(collect)
 
     def states(self) -> dict[str, State]:
         """Current state of every instance (a consistent copy)."""
@@ -311,6 +340,7 @@ class Supervisor:
                     f"({exc.strerror or exc}); change [supervisor] metrics_port"
                 )
                 log.error("%s", self._last_error)
+        self._start_control()
         log.info(
             "supervisor started (pid %d): %d instance(s) from %s",
             os.getpid(),
@@ -318,7 +348,25 @@ class Supervisor:
             self.registry_path,
         )
 
+    def _start_control(self) -> None:
+        server = ControlServer(self, self.state_dir)
+        try:
+            server.start()
+        except OSError as exc:
+            server.close()
+            self._last_error = (
+                f"control channel could not start ({exc}); 'pywats-client start/stop/restart/"
+                "pause/resume/reload' will not reach this supervisor until it is restarted"
+            )
+            log.error("%s", self._last_error)
+            return
+        self._control = server
+        log.info("control channel at %s", server.address)
+
     def _teardown(self) -> None:
+        if self._control is not None:
+            self._control.close()
+            self._control = None
         leftovers = [s.handle for s in self._slots.values() if s.handle is not None]
         for handle in leftovers:  # only on an unexpected error: never leave orphans
             handle.kill()

@@ -296,6 +296,8 @@ class _Worker:
         from pywats_client.errors import ConfigError
 
         self.client = client
+        if self.spec.start_paused:  # before start(): the uploader must not send anything first
+            client.pause_uploads()
         try:
             await client.start()
         except Exception as exc:
@@ -304,8 +306,6 @@ class _Worker:
             return EXIT_CONFIG if isinstance(exc, ConfigError) else EXIT_CRASHED
         log.info("client started")
         self.events.send(msg.ready())
-        if self.spec.start_paused:
-            client.pause_uploads()
         reason = await self._commands(client)
         log.info("stopping (%s)", reason)
         stop_timeout = ORPHAN_STOP_TIMEOUT if reason == "orphaned" else self.spec.stop_timeout
