@@ -16,7 +16,7 @@ import pytest
 import pywats_client
 from pywats_client.cli import main
 from pywats_client.cli.status import format_duration
-from pywats_client.errors import RegistryError
+from pywats_client.errors import FatalError, RegistryError
 from pywats_client.supervisor import InstanceStatus, State, list_instances, status_report
 from pywats_client.supervisor._statusfile import STATUS_NAME, read_status, write_status
 
@@ -319,3 +319,20 @@ def test_cli_supervise_bad_registry_is_one_line_exit_2(
     assert main(["supervise", "--registry", str(path)]) == 2
     err = capsys.readouterr().err
     assert "heartbeat_interval" in err and "Traceback" not in err
+
+
+def test_unreadable_status_file_says_permission_denied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / STATUS_NAME
+    write_status(path, {"format": 1})
+    original = Path.read_text
+
+    def refuse(self: Path, *args: Any, **kwargs: Any) -> str:
+        if self == path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", refuse)
+    with pytest.raises(FatalError, match="permission denied; run this as the user"):
+        read_status(path)

@@ -253,3 +253,19 @@ def test_describe_exit_names_signals_and_special_codes() -> None:
     assert "configuration" in describe_exit(EXIT_CONFIG)
     assert "locked" in describe_exit(75)
     assert describe_exit(3) == "worker exited with code 3"
+
+
+def test_last_error_clears_once_the_restarted_worker_runs_stably() -> None:
+    clock = Clock()
+    lc = started(clock)
+    lc.on_exit(clock.advance(1.0), -9)
+    clock.now = max(clock.now, lc.next_deadline() or clock.now)
+    assert actions(lc, clock.now) == [Action.SPAWN]
+    lc.on_heartbeat(clock.now)
+    lc.on_ready(clock.now)
+    assert lc.last_error == describe_exit(-9)  # still shown while the new run is young
+    for _ in range(61):
+        lc.on_heartbeat(clock.advance(1.0))
+        actions(lc, clock.now)
+    assert lc.last_error is None
+    assert lc.last_exit == -9  # the history stays available

@@ -163,3 +163,21 @@ def test_config_error_found_by_the_worker_is_fatal(
     os.kill(record["pid"], signal.SIGKILL)
     record = sup.wait_state("st-1", "fatal", timeout=30)
     assert "not valid JSON" in record["last_error"]
+
+
+def test_instances_sharing_a_queue_folder_are_both_refused(
+    tmp_path: Path, supervisor_factory: Callable[..., SupervisorRun]
+) -> None:
+    shared = tmp_path / "shared-queue"
+    station(tmp_path, "a", queue_path=str(shared))
+    station(tmp_path, "b", queue_path=str(shared))
+    station(tmp_path, "c")
+    sup = supervisor_factory(registry(tmp_path, ["a", "b", "c"]))
+    for name, other in (("a", "b"), ("b", "a")):
+        record = sup.wait_state(name, "fatal", timeout=30)
+        assert "queue_path" in record["last_error"]
+        assert repr(other) in record["last_error"]
+    sup.wait_running("c")
+    station(tmp_path, "b")  # b gets its own queue: both may run now
+    sup.wait_running("b", timeout=30)
+    sup.wait_running("a", timeout=30)

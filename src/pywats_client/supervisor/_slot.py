@@ -54,6 +54,9 @@ class Slot:
     heartbeat: dict[str, Any] | None = None
     exit_reason: str | None = None
     removed: bool = False
+    #: Refused because another instance uses the same queue folder: retried when
+    #: any config changes, since fixing either side resolves it.
+    queue_clash: bool = False
 
     @property
     def name(self) -> str:

@@ -382,6 +382,9 @@ class Lifecycle:
                 and now - self.spawned_at >= t.stable_after
             ):
                 self.policy.mark_stable()
+                # Healthy again: the old crash reason is history (last_exit and
+                # the log keep it); status shows current problems only.
+                self.last_error = None
             return None
         if phase is Phase.STOPPING:
             if self._stop_sent_at is None:

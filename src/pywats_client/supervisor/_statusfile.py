@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from pywats_client._fsutil import atomic_write_text
+from pywats_client.errors import FatalError
 
 __all__ = ["STATUS_FORMAT", "STATUS_NAME", "read_status", "write_status"]
 
@@ -51,7 +52,10 @@ def write_status(path: Path, document: dict[str, Any]) -> bool:
 
 
 def read_status(path: Path) -> dict[str, Any] | None:
-    """The last status document, or None if absent, unreadable or of another format."""
+    """The last status document, or None if absent, damaged or of another format.
+
+    Raises :class:`~pywats_client.errors.FatalError` when this user may not read it.
+    """
     for _ in range(_REPLACE_RETRIES):
         try:
             text = path.read_text(encoding="utf-8")
@@ -63,7 +67,12 @@ def read_status(path: Path) -> dict[str, Any] | None:
         except OSError:
             return None
     else:
-        return None
+        # Still refused after the retries: not a replace in progress but a folder
+        # this user may not read. Saying "no supervisor" would be a lie.
+        raise FatalError(
+            f"{path}: permission denied; run this as the user the supervisor runs as "
+            "(or an administrator/root)"
+        )
     with contextlib.suppress(ValueError):
         data = json.loads(text)
         if isinstance(data, dict) and data.get("format") == STATUS_FORMAT:

@@ -483,6 +483,18 @@ class Supervisor:
             slot.lifecycle.fail_config(str(exc))
             self._status_dirty = True
             return
+        sharer = self._queue_sharer(slot.name, config.queue_dir)
+        if sharer is not None:
+            reason = (
+                f"{slot.config_path}: queue_path: the queue folder {config.queue_dir} is also "
+                f"used by instance {sharer!r}; give each instance its own queue_path"
+            )
+            log.error("%s: not started: %s", slot.name, reason)
+            slot.lifecycle.fail_config(reason)
+            slot.queue_clash = True
+            self._status_dirty = True
+            return
+        slot.queue_clash = False
         slot.log_path = instance_log_path(slot.name, config=config, log_dir=self.log_dir)
         slot.queue_path = config.queue_dir
         spec = WorkerSpec(
@@ -509,6 +521,23 @@ class Supervisor:
         slot.on_spawned(handle)
         log.info("%s: worker started (pid %d)", slot.name, handle.pid)
         self._status_dirty = True
+
+    def _queue_sharer(self, name: str, queue_dir: Path) -> str | None:
+        """Another instance of the registry whose config uses ``queue_dir``, if any.
+
+        Two workers on one queue would fight over its lock forever; both are
+        refused as a configuration error instead.
+        """
+        for other in self._slots.values():
+            if other.name == name or other.removed:
+                continue
+            try:
+                other_queue = other.queue_path or ClientConfig.load(other.config_path).queue_dir
+            except ConfigError:
+                continue
+            if other_queue == queue_dir:
+                return other.name
+        return None
 
     def _on_messages(self, slot: Slot, messages: list[dict[str, Any]], now: float) -> None:
         lc = slot.lifecycle
@@ -750,10 +779,15 @@ class Supervisor:
             self._status_dirty = True
             return
         log.info("%s: config file changed; restarting the worker", slot.name)
+        lc.last_error = None  # an earlier "config change not applied" is resolved
         if lc.process_expected:
             lc.restart(now)
         else:
             lc.start(now)
+        for other in self._slots.values():
+            if other.queue_clash and other is not slot and other.lifecycle.phase is Phase.FATAL:
+                log.info("%s: a config changed; checking its queue folder again", other.name)
+                other.lifecycle.start(now)
         self._status_dirty = True
 
     # --- status -------------------------------------------------------------------------
