@@ -21,6 +21,7 @@ from pathlib import Path
 __all__ = [
     "ConfigError",
     "ConversionError",
+    "DiskFullError",
     "FatalError",
     "InstanceLockedError",
     "PyWATSClientError",
@@ -53,7 +54,28 @@ class RetryableError(PyWATSClientError):
 
 
 class ServerUnavailableError(RetryableError):
-    """The WATS server could not be reached or answered 5xx/429/timeout."""
+    """The WATS server could not be reached or answered 5xx/429/timeout.
+
+    ``status_code`` is the HTTP status when the server answered, else ``None``
+    (a network error: DNS, refused, TLS, timeout).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        status_code: int | None = None,
+    ) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.status_code = status_code
+
+
+class DiskFullError(RetryableError):
+    """The disk (or quota) holding the queue is full: nothing was written.
+
+    The source stays where it is; the same work succeeds once space is freed.
+    """
 
 
 class UnauthorizedError(RetryableError):

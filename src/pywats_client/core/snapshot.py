@@ -8,7 +8,17 @@ from typing import Any, Literal
 __all__ = ["ClientSnapshot", "ConnectionState", "UploadState"]
 
 ConnectionState = Literal["unknown", "connected", "disconnected", "unauthorized", "offline"]
-UploadState = Literal["uploading", "idle", "paused", "unauthorized", "disabled", "backoff"]
+UploadState = Literal[
+    "uploading",
+    "idle",
+    "paused",
+    "unauthorized",
+    "disabled",
+    "backoff",
+    "disconnected",
+    "offline",
+    "stopped",
+]
 
 
 @dataclass

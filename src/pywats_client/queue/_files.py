@@ -1,0 +1,68 @@
+"""Low-level durable file steps of the queue (temp file, fsync, rename, sweep).
+
+Temp files live in ``<queue>/tmp`` (same file system as the state folders, so
+``os.replace`` is atomic) and carry the package's temp suffix, so a sweep at
+start removes whatever a crash left behind. ``_write_all`` is the single place
+bytes reach the disk: tests replace it to simulate a full disk everywhere,
+where a real small tmpfs cannot be mounted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from pathlib import Path
+
+from pywats_client._fsutil import OWNER_ONLY_FILE, TEMP_SUFFIX
+
+__all__ = ["remove_quietly", "sweep_temp_files", "write_temp"]
+
+_OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def write_temp(tmp_dir: Path, final_name: str, data: bytes) -> Path:
+    """Write ``data`` to a new owner-only temp file and fsync it; returns its path.
+
+    On any error the temp file is removed before the error propagates.
+    """
+    path = tmp_dir / f"{final_name}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
+    fd = os.open(path, _OPEN_FLAGS, OWNER_ONLY_FILE)
+    try:
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except BaseException:
+        remove_quietly(path)
+        raise
+    return path
+
+
+def remove_quietly(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink()
+
+
+def sweep_temp_files(folder: Path) -> int:
+    """Remove temp files a crash left in ``folder``; returns how many."""
+    try:
+        with os.scandir(folder) as entries:  # lazily: the folder may hold 100,000 reports
+            leftovers = [
+                Path(entry.path)
+                for entry in entries
+                if entry.name.endswith(TEMP_SUFFIX) and entry.is_file(follow_symlinks=False)
+            ]
+    except FileNotFoundError:
+        return 0
+    for path in leftovers:
+        remove_quietly(path)
+    return len(leftovers)

@@ -1,0 +1,682 @@
+"""``QueueStore``: the durable on-disk report queue of one instance.
+
+Every report is one file in a state folder (``pending/``, ``failed/``,
+``sent/``). A file becomes visible only by an atomic rename of a fsync'd temp
+file, followed by a fsync of the folder, so a crash at any instant leaves
+each report either fully queued or not queued at all - never half. Names sort
+by due time (see ``_names``), so the store keeps only a bounded window of the
+next names in memory and its cost per report does not grow with the backlog.
+
+The store is blocking and thread-safe: asyncio callers run it in threads.
+Only the instance's worker changes ``pending/`` except for ``requeue`` (the
+CLI), which only adds files by atomic rename, so it is safe while the worker
+runs; the worker notices them at its next scan.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import logging
+import math
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pywats_client._fsutil import (
+    TEMP_SUFFIX,
+    atomic_write_text,
+    ensure_private_dir,
+    fsync_dir,
+    is_disk_full,
+    move_no_overwrite,
+)
+from pywats_client.errors import DiskFullError
+from pywats_client.queue._envelope import (
+    CorruptQueueFile,
+    Envelope,
+    NewReport,
+    QueueItem,
+    QueueState,
+    decode_item,
+    encode_item,
+    epoch_to_iso,
+)
+from pywats_client.queue._files import remove_quietly, sweep_temp_files, write_temp
+from pywats_client.queue._names import due_ns_of, key_for_id, key_of, make_name, next_due_ns
+from pywats_client.queue._window import Window
+
+__all__ = ["QueueCounts", "QueueStore", "RequeueResult"]
+
+log = logging.getLogger("pywats_client.queue")
+
+#: Window size bounds: a tenth of the backlog, within these limits.
+MIN_WINDOW = 1024
+MAX_WINDOW = 10_000
+#: Unrecognised files quarantined per scan (the rest wait for the next scan).
+_MAX_JUNK_PER_SCAN = 100
+_REASON_SUFFIX = ".reason.txt"
+#: Seconds beyond ``max_delay`` before a far-future due time counts as clock skew.
+_CLOCK_SLACK = 60.0
+#: Accepted reports renamed aside before complete() deletes them itself.
+_MAX_TRASH = 1000
+
+
+@dataclass(frozen=True)
+class QueueCounts:
+    """Sizes of the queue; cheap to get (maintained, re-counted at scans)."""
+
+    pending: int
+    failed: int
+    in_flight: int
+    in_backoff: int
+    quarantined: int
+
+
+@dataclass(frozen=True)
+class RequeueResult:
+    requeued: list[str] = field(default_factory=list)
+    #: Ids asked for that are not in ``failed/``.
+    missing: list[str] = field(default_factory=list)
+    #: ``(file name, problem)`` of failed files that could not be read.
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+
+
+class QueueStore:
+    """The queue folder of one instance (layout in docs/internals.md).
+
+    ``maintenance=False`` is for tools that open the queue of a running worker
+    (the CLI): it then removes no temp files, which may belong to the worker.
+    """
+
+    def __init__(
+        self,
+        queue_dir: Path,
+        *,
+        archive_sent: bool = False,
+        window_size: int | None = None,
+        rescan_interval: float = 30.0,
+        maintenance: bool = True,
+        max_delay: float = 300.0,
+    ) -> None:
+        self.path = Path(queue_dir)
+        self.pending_dir = self.path / "pending"
+        self.failed_dir = self.path / "failed"
+        self.sent_dir = self.path / "sent"
+        self.quarantine_dir = self.path / "quarantine"
+        self.tmp_dir = self.path / "tmp"
+        #: Touched by :meth:`requeue` so a running worker rescans at once.
+        self.requeue_marker = self.path / "requeued.signal"
+        self.archive_sent = archive_sent
+        #: Longest retry wait (s); the uploader sets it from ``retry.max_delay``.
+        self.max_delay = max_delay
+        self._fixed_window = window_size
+        self._rescan_interval = rescan_interval
+        for folder in (
+            self.path,
+            self.pending_dir,
+            self.failed_dir,
+            self.quarantine_dir,
+            self.tmp_dir,
+        ):
+            ensure_private_dir(folder)
+        if archive_sent:
+            ensure_private_dir(self.sent_dir)
+        if maintenance:
+            self._sweep()
+
+        self._lock = threading.Lock()
+        self._window = Window(window_size or MIN_WINDOW)
+        self._claimed: set[str] = set()
+        self._scanned = False
+        self._last_scan = -math.inf
+        self._marker_seen = self._marker_mtime()
+        self._pending = 0
+        self._failed = 0
+        self._quarantined = 0
+        self._backoff: Counter[int] = Counter()  # due second -> reports waiting for it
+        self._listeners: list[Callable[[], None]] = []
+        # group commit of removals from pending/: one folder fsync covers many
+        self._sync_lock = threading.Lock()
+        self._changes = 0
+        self._synced = 0
+        self._trash: list[Path] = []  # accepted reports waiting for flush() to delete them
+        self._unwritten_reasons: dict[Path, str] = {}  # quarantine reasons a full disk refused
+
+    # --- maintenance ------------------------------------------------------------
+
+    def _sweep(self) -> None:
+        removed = sweep_temp_files(self.tmp_dir)
+        for folder in (self.pending_dir, self.failed_dir, self.quarantine_dir, self.sent_dir):
+            removed += sweep_temp_files(folder)
+        if removed:
+            log.info("removed %d temp file(s) left by interrupted writes in %s", removed, self.path)
+
+    def add_listener(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` (from the writing thread) after reports are added."""
+        self._listeners.append(callback)
+
+    def remove_listener(self, callback: Callable[[], None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._listeners.remove(callback)
+
+    def _notify(self) -> None:
+        for callback in list(self._listeners):
+            try:
+                callback()
+            except Exception:
+                log.exception("queue listener failed")
+
+    # --- counts and scans ---------------------------------------------------------
+
+    def counts(self) -> QueueCounts:
+        with self._lock:
+            self._ensure_scanned_locked()
+            if self._requeued_elsewhere():
+                self._scan_locked()
+            if self._unwritten_reasons:
+                self._write_reasons_locked()
+            now = math.floor(time.time())
+            for second in [s for s in self._backoff if s <= now]:
+                del self._backoff[second]
+            return QueueCounts(
+                pending=self._pending,
+                failed=self._failed,
+                in_flight=len(self._claimed),
+                in_backoff=sum(self._backoff.values()),
+                quarantined=self._quarantined,
+            )
+
+    def _ensure_scanned_locked(self) -> None:
+        if not self._scanned:
+            self._scan_locked()
+            self._quarantined = _count_files(
+                self.quarantine_dir,
+                lambda n: not n.endswith((_REASON_SUFFIX, TEMP_SUFFIX)),
+            )
+
+    def _window_capacity(self) -> int:
+        if self._fixed_window:
+            return self._fixed_window
+        return max(MIN_WINDOW, min(MAX_WINDOW, self._pending // 10))
+
+    def _scan_locked(self) -> None:
+        """Re-read ``pending/``: refill the window and re-count, in one pass of names."""
+        now_ns = time.time_ns()
+        total = 0
+        backoff: Counter[int] = Counter()
+        junk: list[str] = []
+        claimed = self._claimed
+
+        def names() -> Iterator[str]:
+            nonlocal total
+            with os.scandir(self.pending_dir) as entries:
+                for entry in entries:
+                    name = entry.name
+                    due = due_ns_of(name)
+                    if due is None:
+                        if (
+                            not name.endswith(TEMP_SUFFIX)
+                            and len(junk) < _MAX_JUNK_PER_SCAN
+                            and entry.is_file(follow_symlinks=False)
+                        ):
+                            junk.append(name)
+                        continue
+                    total += 1
+                    if due > now_ns:
+                        backoff[math.ceil(due / 1e9)] += 1
+                    if name not in claimed:
+                        yield name
+
+        capacity = self._window_capacity()
+        smallest = heapq.nsmallest(capacity + 1, names())
+        self._window.reset(
+            smallest[:capacity], more_on_disk=len(smallest) > capacity, capacity=capacity
+        )
+        self._pending = total
+        self._backoff = backoff
+        self._failed = _count_files(self.failed_dir, lambda n: due_ns_of(n) is not None)
+        self._scanned = True
+        self._last_scan = time.monotonic()
+        for name in junk:
+            self._quarantine_locked(
+                name,
+                "its name is not a queue file name (<due>-<id>.json); something "
+                "other than pywats-client put it in pending/",
+            )
+
+    # --- adding -------------------------------------------------------------------
+
+    def enqueue(self, items: Sequence[NewReport]) -> None:
+        """Queue ``items``; durable when this returns.
+
+        Each file is written and fsync'd, then all are renamed into ``pending/``
+        and the folder is fsync'd once. On any error nothing of the batch stays
+        visible; a full disk raises :class:`DiskFullError`.
+        """
+        if not items:
+            return
+        prepared = [(next_due_ns(), item) for item in items]
+        written: list[tuple[Path, str]] = []
+        try:
+            for due_ns, item in prepared:
+                name = make_name(due_ns, item.id)
+                envelope = Envelope(
+                    id=item.id,
+                    source_name=item.source_name,
+                    source_sha256=item.source_sha256,
+                    converter=item.converter,
+                    created_at=epoch_to_iso(due_ns / 1e9),
+                )
+                written.append(
+                    (write_temp(self.tmp_dir, name, encode_item(envelope, item.report)), name)
+                )
+            self._publish(written)
+        except BaseException as exc:
+            for tmp, _ in written:
+                remove_quietly(tmp)
+            if is_disk_full(exc):
+                raise DiskFullError(
+                    f"{self.path}: disk full while queueing {len(items)} report(s) from "
+                    f"{items[0].source_name!r}; nothing was queued. Free space on that disk; "
+                    "queueing resumes by itself"
+                ) from exc
+            raise
+        fsync_dir(self.pending_dir)
+        self._notify()
+
+    def _publish(self, written: list[tuple[Path, str]]) -> None:
+        """Rename temp files into ``pending/``, all or none."""
+        done: list[str] = []
+        with self._lock:
+            try:
+                for tmp, name in written:
+                    os.replace(tmp, self.pending_dir / name)
+                    done.append(name)
+            except BaseException:
+                for name in done:
+                    remove_quietly(self.pending_dir / name)
+                raise
+            self._pending += len(done)
+            if self._scanned:
+                for name in done:
+                    self._window.offer(name)
+
+    # --- taking -------------------------------------------------------------------
+
+    def claim(self) -> QueueItem | None:
+        """The next due report, now marked in flight; ``None`` if none is due.
+
+        The caller must end every claim with :meth:`complete`,
+        :meth:`retry_later`, :meth:`dead_letter` or :meth:`release`.
+        Corrupt files met on the way are quarantined.
+        """
+        while True:
+            with self._lock:
+                name = self._pop_due_locked()
+                if name is None:
+                    return None
+                self._claimed.add(name)
+            try:
+                raw = (self.pending_dir / name).read_bytes()
+            except FileNotFoundError:
+                with self._lock:  # removed behind our back: forget it
+                    self._claimed.discard(name)
+                    self._pending = max(0, self._pending - 1)
+                continue
+            except BaseException:
+                with self._lock:
+                    self._claimed.discard(name)
+                    self._window.offer(name)
+                raise
+            try:
+                envelope, report = decode_item(raw)
+            except CorruptQueueFile as exc:
+                with self._lock:
+                    self._claimed.discard(name)
+                    self._quarantine_locked(name, str(exc))
+                continue
+            return QueueItem(name=name, state="pending", envelope=envelope, report=report)
+
+    def _requeued_elsewhere(self) -> bool:
+        """Whether another process requeued reports since we last looked (one stat)."""
+        marker = self._marker_mtime()
+        if marker == self._marker_seen:
+            return False
+        self._marker_seen = marker
+        return True
+
+    def _marker_mtime(self) -> int:
+        try:
+            return self.requeue_marker.stat().st_mtime_ns
+        except OSError:
+            return 0
+
+    def claim_many(self, limit: int) -> list[QueueItem]:
+        """Up to ``limit`` due reports, as :meth:`claim` (one thread hop for several)."""
+        items: list[QueueItem] = []
+        while len(items) < limit and (item := self.claim()) is not None:
+            items.append(item)
+        return items
+
+    def _pop_due_locked(self) -> str | None:
+        self._ensure_scanned_locked()
+        now_ns = time.time_ns()
+        window = self._window
+        head = window.peek()
+        stale = time.monotonic() - self._last_scan >= self._rescan_interval
+        if (head is None or not self._is_due(head, now_ns)) and self._requeued_elsewhere():
+            stale = True
+        if head is None:
+            if window.bound is not None or self._pending > len(self._claimed) or stale:
+                self._scan_locked()
+                head = window.peek()
+        elif stale and not self._is_due(head, now_ns):
+            self._scan_locked()
+            head = window.peek()
+        if head is None or not self._is_due(head, now_ns):
+            return None
+        return window.pop()
+
+    def _is_due(self, name: str, now_ns: int) -> bool:
+        """Due now, or "due" so far ahead that only a clock stepped back explains it.
+
+        No retry is ever scheduled more than ``max_delay`` ahead, so a report
+        due later than that was queued while the clock ran fast: send it now
+        rather than wait out the clock's error.
+        """
+        due = due_ns_of(name) or 0
+        return due <= now_ns or due > now_ns + int((self.max_delay + _CLOCK_SLACK) * 1e9)
+
+    def seconds_until_due(self) -> float | None:
+        """Seconds until the next known report is due (0: now); ``None``: none known."""
+        with self._lock:
+            head = self._window.peek()
+            if head is None:
+                more = self._window.bound is not None or self._pending > len(self._claimed)
+                return 0.0 if more else None
+            now_ns = time.time_ns()
+            if self._is_due(head, now_ns):
+                return 0.0
+            return ((due_ns_of(head) or 0) - now_ns) / 1e9
+
+    # --- finishing a claim ---------------------------------------------------------------
+
+    def complete(self, item: QueueItem) -> None:
+        """The server accepted ``item``: delete it (or archive it in ``sent/``).
+
+        The file is renamed out of ``pending/`` at once (a cheap step, so the
+        queue's lock is held briefly) and deleted by the next :meth:`flush`,
+        which also makes the removal durable (the uploader flushes twice a
+        second). A power cut before that only means the report is sent again,
+        under the same id, which the server replaces.
+        """
+        source = self.pending_dir / item.name
+        if self.archive_sent:
+            target = self.sent_dir / item.name
+        else:  # a temp name: a crash before the delete leaves it to the start-up sweep
+            target = self.tmp_dir / f"{item.name}.sent{TEMP_SUFFIX}"
+        with self._lock:
+            try:
+                os.replace(source, target)
+                if not self.archive_sent:
+                    self._trash.append(target)
+            except FileNotFoundError:
+                pass
+            self._claimed.discard(item.name)
+            self._pending = max(0, self._pending - 1)
+            self._changes += 1
+            overflowing = len(self._trash) >= _MAX_TRASH
+        if overflowing:
+            self.flush()
+
+    def complete_many(self, items: Iterable[QueueItem]) -> None:
+        """:meth:`complete` for several accepted reports (one thread hop for all)."""
+        for item in items:
+            self.complete(item)
+
+    def flush(self) -> None:
+        """Make removals by :meth:`complete` durable (one folder fsync) and delete the files."""
+        with self._lock:
+            trash, self._trash = self._trash, []
+            if self._unwritten_reasons:
+                self._write_reasons_locked()
+        if self._synced < self._changes:
+            self._group_sync(self._changes)
+        for path in trash:
+            remove_quietly(path)
+
+    def retry_later(
+        self, item: QueueItem, *, delay: float, error: str, status: int | None = None
+    ) -> Envelope:
+        """Count a failed attempt and keep ``item`` pending until ``delay`` s from now.
+
+        ``delay`` is capped at :attr:`max_delay`.
+        """
+        due = time.time() + min(max(0.0, delay), self.max_delay)
+        due_ns = int(due * 1e9)
+        envelope = item.envelope.updated(
+            attempts=item.envelope.attempts + 1,
+            next_attempt_at=epoch_to_iso(due),
+            last_error=error,
+            last_status=status,
+        )
+        new_name = make_name(due_ns, item.id)
+        tmp = self._write_or_release(item, new_name, encode_item(envelope, item.report))
+        with self._lock:
+            try:
+                # rename first: a crash between the two steps leaves one file, never two
+                if new_name != item.name:
+                    os.replace(self.pending_dir / item.name, self.pending_dir / new_name)
+                os.replace(tmp, self.pending_dir / new_name)
+            except BaseException:
+                remove_quietly(tmp)
+                self._claimed.discard(item.name)
+                self._window.offer(item.name)
+                raise
+            self._claimed.discard(item.name)
+            self._backoff[math.ceil(due)] += 1
+            self._window.offer(new_name)
+            self._changes += 1
+            change = self._changes
+        self._group_sync(change)
+        return envelope
+
+    def dead_letter(
+        self, item: QueueItem, *, reason: str, status: int | None = None, count_attempt: bool = True
+    ) -> Envelope:
+        """Move ``item`` to ``failed/`` with ``reason``; it is not retried automatically."""
+        envelope = item.envelope.updated(
+            attempts=item.envelope.attempts + (1 if count_attempt else 0),
+            next_attempt_at=None,
+            last_error=reason,
+            last_status=status,
+            failed_at=epoch_to_iso(time.time()),
+        )
+        tmp = self._write_or_release(item, item.name, encode_item(envelope, item.report))
+        with self._lock:
+            try:
+                os.replace(tmp, self.failed_dir / item.name)
+            except BaseException:
+                remove_quietly(tmp)
+                self._claimed.discard(item.name)
+                self._window.offer(item.name)
+                raise
+            remove_quietly(self.pending_dir / item.name)
+            self._claimed.discard(item.name)
+            self._pending = max(0, self._pending - 1)
+            self._failed += 1
+            self._changes += 1
+            change = self._changes
+        fsync_dir(self.failed_dir)
+        self._group_sync(change)
+        return envelope
+
+    def release(self, item: QueueItem) -> None:
+        """Give ``item`` back unchanged (no attempt counted), e.g. while the server is away."""
+        with self._lock:
+            self._claimed.discard(item.name)
+            self._window.offer(item.name)
+
+    def release_many(self, items: Iterable[QueueItem]) -> None:
+        """:meth:`release` for several reports."""
+        for item in items:
+            self.release(item)
+
+    def _write_or_release(self, item: QueueItem, name: str, data: bytes) -> Path:
+        try:
+            return write_temp(self.tmp_dir, name, data)
+        except BaseException as exc:
+            self.release(item)
+            if is_disk_full(exc):
+                raise DiskFullError(
+                    f"{self.path}: disk full while updating queued report {item.id}; it stays "
+                    "queued as it was. Free space on that disk"
+                ) from exc
+            raise
+
+    def _group_sync(self, change: int) -> None:
+        """fsync ``pending/`` (and ``sent/``) once for every change up to ``change``."""
+        with self._sync_lock:
+            if self._synced >= change:
+                return
+            target = self._changes
+            fsync_dir(self.pending_dir)
+            if self.archive_sent:
+                fsync_dir(self.sent_dir)
+            self._synced = target
+
+    def _quarantine_locked(self, name: str, reason: str) -> None:
+        source = self.pending_dir / name
+        try:
+            target = move_no_overwrite(source, self.quarantine_dir)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            log.error("cannot quarantine corrupt queue file %s: %s", source, exc)
+            return
+        self._pending = max(0, self._pending - 1) if due_ns_of(name) is not None else self._pending
+        self._quarantined += 1
+        text = (
+            f"{epoch_to_iso(time.time())}: {name} was moved here from pending/ because it "
+            f"cannot be used: {reason}.\nIts report was not uploaded. If you can repair the "
+            "file, move it back into pending/; otherwise keep it for diagnosis or delete it.\n"
+        )
+        self._unwritten_reasons[self.quarantine_dir / (target.name + _REASON_SUFFIX)] = text
+        self._write_reasons_locked()
+        with contextlib.suppress(OSError):
+            fsync_dir(self.pending_dir)
+        log.warning("quarantined corrupt queue file %s: %s", target, reason)
+
+    def _write_reasons_locked(self) -> None:
+        """Write pending quarantine reason files; on a full disk they wait for a later call."""
+        for path, text in list(self._unwritten_reasons.items()):
+            try:
+                atomic_write_text(path, text)
+            except OSError as exc:
+                log.warning("cannot write %s yet (%s); will retry", path, exc)
+                return
+            del self._unwritten_reasons[path]
+
+    # --- operator tools ------------------------------------------------------------------
+
+    def iter_items(
+        self,
+        state: QueueState,
+        *,
+        on_corrupt: Callable[[str, str], None] | None = None,
+    ) -> Iterator[QueueItem]:
+        """Reports in ``state``, next due first. Reads one file at a time."""
+        folder = self.path / state
+        for name in sorted(_list_names(folder)):
+            try:
+                raw = (folder / name).read_bytes()
+            except FileNotFoundError:
+                continue  # uploaded or moved while we were listing
+            try:
+                envelope, report = decode_item(raw)
+            except CorruptQueueFile as exc:
+                if on_corrupt is not None:
+                    on_corrupt(name, str(exc))
+                continue
+            yield QueueItem(name=name, state=state, envelope=envelope, report=report)
+
+    def contains(self, report_id: str) -> bool:
+        """Whether a report with this id is pending or failed (scans the folders)."""
+        key = key_for_id(report_id)
+        return any(
+            key_of(name) == key
+            for folder in (self.pending_dir, self.failed_dir)
+            for name in _list_names(folder)
+        )
+
+    def requeue(self, ids: Iterable[str] | None = None) -> RequeueResult:
+        """Move failed reports (``ids``, or all when ``None``) back to pending.
+
+        Attempts are reset; the report id never changes. Each move writes the
+        new pending file before removing the failed one, so a crash never
+        loses a report. Safe while the worker runs.
+        """
+        wanted = None if ids is None else {key_for_id(i): i for i in ids}
+        found: set[str] = set()
+        result = RequeueResult()
+        new_names: list[str] = []
+        for name in sorted(_list_names(self.failed_dir)):
+            if wanted is not None and key_of(name) not in wanted:
+                continue
+            source = self.failed_dir / name
+            try:
+                envelope, report = decode_item(source.read_bytes())
+            except FileNotFoundError:
+                continue
+            except CorruptQueueFile as exc:
+                result.unreadable.append((name, str(exc)))
+                continue
+            envelope = envelope.updated(attempts=0, next_attempt_at=None, failed_at=None)
+            new_name = make_name(next_due_ns(), envelope.id)
+            tmp = write_temp(self.tmp_dir, new_name, encode_item(envelope, report))
+            with self._lock:
+                os.replace(tmp, self.pending_dir / new_name)
+                remove_quietly(source)
+                self._pending += 1
+                self._failed = max(0, self._failed - 1)
+                if self._scanned:
+                    self._window.offer(new_name)
+            new_names.append(new_name)
+            result.requeued.append(envelope.id)
+            found.add(key_of(name))
+        if new_names:
+            fsync_dir(self.pending_dir)
+            fsync_dir(self.failed_dir)
+            self._touch_marker()
+            self._notify()
+        if wanted is not None:
+            result.missing.extend(v for k, v in wanted.items() if k not in found)
+        return result
+
+    def _touch_marker(self) -> None:
+        try:
+            self.requeue_marker.touch(mode=0o600)
+            os.utime(self.requeue_marker)
+        except OSError as exc:  # the worker still finds them at its next periodic scan
+            log.warning("cannot signal the worker about requeued reports: %s", exc)
+
+
+def _list_names(folder: Path) -> list[str]:
+    try:
+        with os.scandir(folder) as entries:
+            return [e.name for e in entries if due_ns_of(e.name) is not None]
+    except FileNotFoundError:
+        return []
+
+
+def _count_files(folder: Path, accept: Callable[[str], bool]) -> int:
+    try:
+        with os.scandir(folder) as entries:
+            return sum(1 for e in entries if accept(e.name))
+    except FileNotFoundError:
+        return 0

@@ -1,0 +1,146 @@
+"""``WATSApiClient``: the HTTP calls to a WATS server, each outcome classified.
+
+Every call either returns or raises one of the error families the caller
+acts on (see :mod:`pywats_client.errors`):
+
+* :class:`ServerUnavailableError` - network error, timeout, 408, 429, 5xx
+  (``retry_after`` from ``Retry-After``): retry later;
+* :class:`ReportRejectedError` - any other 4xx, carrying the server's
+  ``Message``: park the report;
+* :class:`UnauthorizedError` - 401/403: pause uploading until the token works.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from pywats_client.core.config import ClientConfig
+from pywats_client.core.connection_config import VERSION_PATH, build_http_client, proxy_for
+from pywats_client.errors import ServerUnavailableError
+from pywats_client.services._http_errors import describe_network_error, raise_for_status
+
+__all__ = ["SUBMIT_PATH", "WATSApiClient"]
+
+SUBMIT_PATH = "/api/Report/WSJF"
+_JSON_BODY = {"Content-Type": "application/json"}
+
+
+class WATSApiClient:
+    """Talks to the WATS server of one instance over one keep-alive HTTP client.
+
+    ``http_client`` replaces the client built from ``config`` (tests pass one
+    over ``httpx.MockTransport``); a client passed in is not closed here.
+    """
+
+    def __init__(self, config: ClientConfig, *, http_client: httpx.AsyncClient | None = None):
+        self._config = config
+        self._http = http_client if http_client is not None else build_http_client(config)
+        self._owns_http = http_client is None
+        self._proxy = proxy_for(config)
+        self._urls: dict[str, httpx.URL] = {}
+
+    def __repr__(self) -> str:
+        return f"WATSApiClient({self._config.service_address or 'offline'!r})"
+
+    @property
+    def service_address(self) -> str:
+        return self._config.service_address
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        return self._http
+
+    async def __aenter__(self) -> WATSApiClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    def _check_online(self) -> None:
+        if not self._config.service_address:
+            raise ServerUnavailableError(
+                f"instance {self._config.instance_name!r} has no service_address: it is "
+                "offline and only queues reports; set service_address to upload them"
+            )
+
+    def _url(self, path: str) -> httpx.URL:
+        """Absolute URL of ``path``, parsed once (httpx re-parses relative ones per request)."""
+        url = self._urls.get(path)
+        if url is None:
+            url = self._urls[path] = httpx.URL(f"{self._config.service_address}{path}")
+        return url
+
+    async def _request(
+        self, method: str, path: str, *, what: str, content: bytes | None = None
+    ) -> httpx.Response:
+        self._check_online()
+        url = self._url(path)
+        headers = _JSON_BODY if content is not None else None
+        try:
+            response = await self._http.request(method, url, content=content, headers=headers)
+        except (httpx.TransportError, OSError) as exc:  # OSError: ssl errors httpx lets through
+            raise ServerUnavailableError(
+                describe_network_error(
+                    exc, url=str(url), proxy=self._proxy, timeout=self._config.request_timeout
+                )
+            ) from None
+        raise_for_status(response, what=what, proxy=self._proxy)
+        return response
+
+    async def submit_report(self, report: Mapping[str, Any] | bytes) -> str | None:
+        """Submit one WSJF report; returns the id the server stored it under, if it says."""
+        body = (
+            report
+            if isinstance(report, bytes)
+            else json.dumps(report, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        )
+        response = await self._request("POST", SUBMIT_PATH, what="submit reports", content=body)
+        return _stored_id(response)
+
+    async def get_version(self) -> str:
+        """The server's version string (``GET /api/App/Version``)."""
+        response = await self._request("GET", VERSION_PATH, what="read the server version")
+        return _version_text(response)
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _stored_id(response: httpx.Response) -> str | None:
+    data = _json_or_none(response)
+    if isinstance(data, list) and len(data) == 1:
+        data = data[0]
+    if isinstance(data, dict):
+        for key in ("ID", "id", "Id"):
+            if data.get(key) is not None:
+                return str(data[key])
+    return None
+
+
+def _version_text(response: httpx.Response) -> str:
+    data = _json_or_none(response)
+    if isinstance(data, str):
+        return data.strip()
+    if isinstance(data, dict):
+        for key in ("Version", "version", "Value", "value"):
+            if isinstance(data.get(key), (str, int, float)):
+                return str(data[key]).strip()
+    return response.text.strip().strip('"')

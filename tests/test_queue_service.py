@@ -1,0 +1,578 @@
+"""QueueService against a scripted HTTP server (httpx.MockTransport) and a real queue folder."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import random
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from pywats_client.core import ClientConfig
+from pywats_client.core.connection_config import build_http_client
+from pywats_client.queue import NewReport, QueueStore
+from pywats_client.queue import _files as queue_files
+from pywats_client.services import ConnectionService, QueueService, WATSApiClient
+from pywats_client.services import queue as queue_service_module
+from pywats_client.services.queue import backoff_delay
+from tests.helpers import async_wait_until
+
+Responder = Callable[[str, int], httpx.Response | Awaitable[httpx.Response]]
+
+
+class FakeWats:
+    """A scripted WATS server: ``respond(report_id, call_no)`` decides each answer."""
+
+    def __init__(self) -> None:
+        self.received: list[str] = []
+        self.times: list[float] = []
+        self.down = False
+        self.respond: Responder = lambda rid, n: httpx.Response(200, json={"ID": rid})
+
+    async def handler(self, request: httpx.Request) -> httpx.Response:
+        if self.down:
+            raise httpx.ConnectError("All connection attempts failed")
+        if request.url.path == "/api/App/Version":
+            return httpx.Response(200, json="24.1.0")
+        report_id = json.loads(request.content)["id"]
+        self.received.append(report_id)
+        self.times.append(time.monotonic())
+        answer = self.respond(report_id, len(self.received))
+        if not isinstance(answer, httpx.Response):
+            answer = await answer
+        return answer
+
+    def counts(self) -> Counter[str]:
+        return Counter(self.received)
+
+
+def config_for(tmp_path: Path, **overrides: Any) -> ClientConfig:
+    settings: dict[str, Any] = {
+        "service_address": "http://wats.test",
+        "api_token": "dG9rZW4=",
+        "queue_path": str(tmp_path / "queue"),
+        "retry": {"initial_delay": 0.05, "max_delay": 0.2},
+    }
+    settings.update(overrides)
+    return ClientConfig.from_dict(settings)
+
+
+def api_for(config: ClientConfig, server: FakeWats) -> WATSApiClient:
+    http = build_http_client(config, transport=httpx.MockTransport(server.handler))
+    return WATSApiClient(config, http_client=http)
+
+
+def reports(n: int, start: int = 0) -> list[NewReport]:
+    return [
+        NewReport(
+            report={"type": "T", "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"r{i}")), "sn": str(i)},
+            source_name=f"f{i}.txt",
+            source_sha256="00",
+            converter="test",
+        )
+        for i in range(start, start + n)
+    ]
+
+
+def ids(items: list[NewReport]) -> list[str]:
+    return [item.id for item in items]
+
+
+def run(coro: Coroutine[Any, Any, None]) -> None:
+    asyncio.run(asyncio.wait_for(coro, 60))
+
+
+async def status_of(service: QueueService) -> dict[str, Any]:
+    return await service.get_status()
+
+
+def test_seed_usage_uploads_everything_fifo_and_empties_the_queue(tmp_path: Path) -> None:
+    server = FakeWats()
+    config = config_for(tmp_path, max_concurrent_uploads=1)
+    items = reports(20)
+
+    async def main() -> None:
+        api = api_for(config, server)
+        queue = QueueService(config, api)  # the seed README's call
+        queue.store.enqueue(items)
+        await queue.start()
+        await async_wait_until(lambda: len(server.received) == 20, 10, message="20 uploads")
+        status = await queue.get_status()
+        await async_wait_until(lambda: queue.store.counts().pending == 0, 10, message="empty")
+        await queue.stop()
+        await api.aclose()
+        assert status["failed"] == 0
+        assert {"pending", "failed", "in_flight", "in_backoff", "uploaded", "state"} <= set(status)
+
+    run(main())
+    assert server.received == ids(items)  # FIFO with one upload at a time
+    assert list((tmp_path / "queue" / "pending").iterdir()) == []
+
+
+def test_concurrent_uploads_are_bounded(tmp_path: Path) -> None:
+    server = FakeWats()
+    config = config_for(tmp_path, max_concurrent_uploads=3)
+    active = {"now": 0, "max": 0}
+
+    async def slow(rid: str, n: int) -> httpx.Response:
+        active["now"] += 1
+        active["max"] = max(active["max"], active["now"])
+        await asyncio.sleep(0.02)
+        active["now"] -= 1
+        return httpx.Response(200, json={})
+
+    server.respond = slow
+
+    async def main() -> None:
+        queue = QueueService(config, api_for(config, server))
+        queue.store.enqueue(reports(30))
+        await queue.start()
+        await async_wait_until(lambda: queue.uploaded == 30, 15, message="30 uploads")
+        await queue.stop()
+
+    run(main())
+    assert active["max"] == 3
+    assert len(server.counts()) == 30
+
+
+def test_rejected_report_goes_to_failed_with_the_servers_reason(tmp_path: Path) -> None:
+    server = FakeWats()
+    items = reports(3)
+    bad = items[1].id
+    server.respond = lambda rid, n: (
+        httpx.Response(400, json={"Message": "SN contains illegal characters"})
+        if rid == bad
+        else httpx.Response(200, json={})
+    )
+    config = config_for(tmp_path)
+
+    async def main() -> None:
+        queue = QueueService(config, api_for(config, server))
+        queue.store.enqueue(items)
+        await queue.start()
+        await async_wait_until(
+            lambda: queue.uploaded == 2 and queue.rejected == 1,
+            10,
+            message="2 uploaded, 1 rejected",
+        )
+        status = await queue.get_status()
+        assert (status["pending"], status["failed"], status["rejected"]) == (0, 1, 1)
+        await asyncio.sleep(0.3)  # would be plenty for a (wrong) retry with 0.05 s backoff
+        await queue.stop()
+
+    run(main())
+    assert server.counts()[bad] == 1
+    (failed,) = QueueStore(tmp_path / "queue").iter_items("failed")
+    assert failed.id == bad
+    assert "SN contains illegal characters" in (failed.envelope.last_error or "")
+    assert failed.envelope.last_status == 400
+
+
+def test_transient_failures_are_retried_with_persisted_attempts(tmp_path: Path) -> None:
+    server = FakeWats()
+    failures: Counter[str] = Counter()
+
+    def flaky(rid: str, n: int) -> httpx.Response:
+        if failures[rid] < 2:
+            failures[rid] += 1
+            return httpx.Response(503, text="maintenance")
+        return httpx.Response(200, json={})
+
+    server.respond = flaky
+    config = config_for(tmp_path)
+    items = reports(5)
+
+    async def main() -> None:
+        queue = QueueService(config, api_for(config, server), rng=random.Random(1))
+        queue.store.enqueue(items)
+        await queue.start()
+        await async_wait_until(lambda: queue.uploaded == 5, 15, message="5 uploads")
+        status = await queue.get_status()
+        await queue.stop()
+        assert status["retried"] == 10
+        assert "503" in (status["last_error"] or "")
+
+    run(main())
+    assert server.counts() == Counter({i: 3 for i in ids(items)})
+
+
+def test_attempts_survive_a_restart(tmp_path: Path) -> None:
+    server = FakeWats()
+    server.respond = lambda rid, n: httpx.Response(500, text="boom")
+    config = config_for(tmp_path, retry={"initial_delay": 30, "max_delay": 60})
+    items = reports(1)
+
+    async def main() -> None:
+        queue = QueueService(config, api_for(config, server), rng=random.Random(3))
+        queue.store.enqueue(items)
+        await queue.start()
+        await async_wait_until(lambda: queue.retried == 1, 10, message="one retry scheduled")
+        await queue.stop()
+
+    run(main())
+    (item,) = QueueStore(tmp_path / "queue").iter_items("pending")
+    assert item.envelope.attempts == 1
+    assert item.envelope.last_status == 500
+    assert item.envelope.next_attempt_at is not None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "words"),
+    [
+        (
+            {"retry": {"initial_delay": 0.01, "max_delay": 0.02, "max_attempts": 3}},
+            "gave up after 3 attempts",
+        ),
+        ({"retry_failed": False}, "retry_failed is false"),
+    ],
+)
+def test_giving_up_parks_the_report(tmp_path: Path, overrides: dict[str, Any], words: str) -> None:
+    server = FakeWats()
+    server.respond = lambda rid, n: httpx.Response(502, text="bad gateway")
+    config = config_for(tmp_path, **overrides)
+
+    async def main() -> None:
+        queue = QueueService(config, api_for(config, server))
+        queue.store.enqueue(reports(1))
+        await queue.start()
+        await async_wait_until(lambda: queue.dead_lettered == 1, 10, message="parked")
+        await queue.stop()
+
+    run(main())
+    (failed,) = QueueStore(tmp_path / "queue").iter_items("failed")
+    assert words in (failed.envelope.last_error or "")
+    assert "502" in (failed.envelope.last_error or "")
+    expected = overrides.get("retry", {}).get("max_attempts", 1)
+    assert failed.envelope.attempts == expected == len(server.received)
+
+
+def test_unauthorized_pauses_everything_and_parks_nothing(tmp_path: Path) -> None:
+    server = FakeWats()
+    token_ok = {"value": False}
+    server.respond = lambda rid, n: (
+        httpx.Response(200, json={}) if token_ok["value"] else httpx.Response(401)
+    )
+    config = config_for(tmp_path)
+    items = reports(10)
+
+    async def main() -> None:
+        queue = QueueService(config, api_for(config, server), unauthorized_retry=0.3)
+        queue.store.enqueue(items)
+        await queue.start()
+        await async_wait_until(lambda: queue.state == "unauthorized", 10, message="unauthorized")
+        status = await queue.get_status()
+        assert status["state"] == "unauthorized"
+        assert "token" in status["last_error"]
+        tried = len(server.received)
+        await asyncio.sleep(0.7)  # two slow retries at most, one report each
+        assert len(server.received) - tried <= 3
+        assert queue.store.counts().failed == 0
+        for item in queue.store.iter_items("pending"):
+            assert item.envelope.attempts == 0  # nothing burned while unauthorized
+        token_ok["value"] = True
+        await async_wait_until(lambda: queue.uploaded == 10, 10, message="all uploaded")
+        assert queue.state != "unauthorized"
+        await queue.stop()
+
+    run(main())
+    assert set(server.received) == set(ids(items))
+
+
+def test_resume_retries_at_once_after_unauthorized(tmp_path: Path) -> None:
+    server = FakeWats()
+    token_ok = {"value": False}
+    server.respond = lambda rid, n: (
+        httpx.Response(200, json={}) if token_ok["value"] else httpx.Response(403)
+    )
+    config = config_for(tmp_path)
+
+    async def main() -> None:
+        queue = QueueService(config, api_for(config, server), unauthorized_retry=3600)
+        queue.store.enqueue(reports(2))
+        await queue.start()
+        await async_wait_until(lambda: queue.state == "unauthorized", 10, message="unauthorized")
+        token_ok["value"] = True  # e.g. the operator fixed the token and reloaded
+        queue.resume()
+        await async_wait_until(lambda: queue.uploaded == 2, 5, message="uploaded after resume")
+        await queue.stop()
+
+    run(main())
+
+
+def test_429_holds_the_whole_uploader_for_retry_after(tmp_path: Path) -> None:
+    server = FakeWats()
+    server.respond = lambda rid, n: (
+        httpx.Response(429, headers={"Retry-After": "0.6"}) if n == 1 else httpx.Response(200)
+    )
+    config = config_for(tmp_path, max_concurrent_uploads=1)
+
+    async def main() -> None:
+        queue = QueueService(config, api_for(config, server))
+        queue.store.enqueue(reports(3))
+        await queue.start()
+        await async_wait_until(lambda: queue.uploaded == 3, 10, message="3 uploads")
+        await queue.stop()
+
+    run(main())
+    assert server.times[1] - server.times[0] >= 0.55
+    assert len(server.received) == 4
+
+
+def test_auto_submit_false_only_queues(tmp_path: Path) -> None:
+    server = FakeWats()
+    config = config_for(tmp_path, auto_submit=False)
+
+    async def main() -> None:
+        queue = QueueService(config, api_for(config, server))
+        queue.store.enqueue(reports(3))
+        await queue.start()
+        await async_wait_until(lambda: queue.state == "disabled", 5, message="disabled")
+        await asyncio.sleep(0.2)
+        status = await queue.get_status()
+        await queue.stop()
+        assert (status["state"], status["pending"]) == ("disabled", 3)
+
+    run(main())
+    assert server.received == []
+
+
+def test_pause_holds_and_resume_delivers(tmp_path: Path) -> None:
+    server = FakeWats()
+    config = config_for(tmp_path)
+
+    async def main() -> None:
+        queue = QueueService(config, api_for(config, server))
+        queue.pause()
+        await queue.start()
+        queue.store.enqueue(reports(4))
+        queue.wake()
+        await async_wait_until(lambda: queue.state == "paused", 5, message="paused")
+        await asyncio.sleep(0.2)
+        assert server.received == []
+        queue.resume()
+        await async_wait_until(lambda: queue.uploaded == 4, 5, message="4 uploads")
+        await queue.stop()
+
+    run(main())
+
+
+def test_new_reports_are_picked_up_at_once(tmp_path: Path) -> None:
+    server = FakeWats()
+    config = config_for(tmp_path)
+
+    async def main() -> None:
+        queue = QueueService(config, api_for(config, server))
+        await queue.start()
+        await async_wait_until(lambda: queue.state == "idle", 5, message="idle")
+        started = time.monotonic()
+        await asyncio.to_thread(queue.store.enqueue, reports(1))  # like the intake thread
+        await async_wait_until(lambda: queue.uploaded == 1, 5, message="upload")
+        assert time.monotonic() - started < 1.0  # not the 5 s idle re-check
+        await queue.stop()
+
+    run(main())
+
+
+def test_uploads_wait_for_the_connection_and_wake_when_it_returns(tmp_path: Path) -> None:
+    server = FakeWats()
+    server.down = True
+    config = config_for(tmp_path, retry={"initial_delay": 60, "max_delay": 300})
+    items = reports(20)
+
+    async def main() -> None:
+        api = api_for(config, server)
+        conn = ConnectionService(config, api, retry_min=0.1, retry_max=0.2)
+        queue = QueueService(config, api, connection=conn)
+        queue.store.enqueue(items)
+        await conn.start()
+        await queue.start()
+        await async_wait_until(lambda: queue.state == "disconnected", 5, message="disconnected")
+        status = await queue.get_status()
+        assert status["in_flight"] == 0
+        for item in queue.store.iter_items("pending"):
+            assert item.envelope.attempts == 0  # no attempt burned while away
+        server.down = False
+        back = time.monotonic()
+        await async_wait_until(lambda: queue.uploaded == 20, 10, message="20 uploads")
+        # a 60 s backoff was never waited out
+        assert time.monotonic() - back < 5
+        await queue.stop()
+        await conn.stop()
+
+    run(main())
+    assert set(server.received) == set(ids(items))
+
+
+def test_server_lost_mid_upload_releases_the_report(tmp_path: Path) -> None:
+    server = FakeWats()
+    config = config_for(
+        tmp_path, max_concurrent_uploads=1, retry={"initial_delay": 60, "max_delay": 300}
+    )
+
+    def go_down(rid: str, n: int) -> httpx.Response:
+        server.down = True
+        raise httpx.ReadError("connection reset")
+
+    server.respond = go_down
+
+    async def main() -> None:
+        api = api_for(config, server)
+        conn = ConnectionService(config, api, retry_min=0.1, retry_max=0.2)
+        queue = QueueService(config, api, connection=conn)
+        queue.store.enqueue(reports(2))
+        await conn.start()
+        await queue.start()
+        await async_wait_until(lambda: conn.state == "disconnected", 5, message="disconnected")
+        server.respond = lambda rid, n: httpx.Response(200)
+        server.down = False
+        await async_wait_until(lambda: queue.uploaded == 2, 10, message="2 uploads")
+        await queue.stop()
+        await conn.stop()
+        assert queue.retried == 0
+
+    run(main())
+
+
+def test_stop_drains_in_flight_uploads(tmp_path: Path) -> None:
+    server = FakeWats()
+
+    async def slow(rid: str, n: int) -> httpx.Response:
+        await asyncio.sleep(0.3)
+        return httpx.Response(200)
+
+    server.respond = slow
+    config = config_for(tmp_path, max_concurrent_uploads=2)
+
+    async def main() -> None:
+        queue = QueueService(config, api_for(config, server))
+        queue.store.enqueue(reports(6))
+        await queue.start()
+        await async_wait_until(lambda: len(server.received) >= 2, 5, message="2 in flight")
+        await queue.stop(timeout=5)
+        assert queue.uploaded == len(server.received)  # every started upload was settled
+        assert (await queue.get_status())["state"] == "stopped"
+
+    run(main())
+    left = list(QueueStore(tmp_path / "queue").iter_items("pending"))
+    assert len(left) == 6 - len(server.received)
+
+
+def test_stop_timeout_cancels_and_keeps_the_reports(tmp_path: Path) -> None:
+    server = FakeWats()
+
+    async def hang(rid: str, n: int) -> httpx.Response:
+        await asyncio.sleep(30)
+        return httpx.Response(200)
+
+    server.respond = hang
+    config = config_for(tmp_path)
+
+    async def main() -> None:
+        queue = QueueService(config, api_for(config, server))
+        queue.store.enqueue(reports(3))
+        await queue.start()
+        await async_wait_until(lambda: len(server.received) == 3, 5, message="3 in flight")
+        started = time.monotonic()
+        await queue.stop(timeout=0.2)
+        assert time.monotonic() - started < 3
+
+    run(main())
+    assert len(list(QueueStore(tmp_path / "queue").iter_items("pending"))) == 3
+
+
+def test_archive_sent_keeps_accepted_reports(tmp_path: Path) -> None:
+    server = FakeWats()
+    config = config_for(tmp_path, archive_sent=True)
+
+    async def main() -> None:
+        queue = QueueService(config, api_for(config, server))
+        queue.store.enqueue(reports(2))
+        await queue.start()
+        await async_wait_until(lambda: queue.uploaded == 2, 5, message="2 uploads")
+        await queue.stop()
+
+    run(main())
+    assert len(list(QueueStore(tmp_path / "queue").iter_items("sent"))) == 2
+
+
+def test_full_disk_while_rescheduling_keeps_the_uploader_alive(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = FakeWats()
+    server.respond = lambda rid, n: httpx.Response(503) if n == 1 else httpx.Response(200)
+    config = config_for(tmp_path, max_concurrent_uploads=1)
+    real_write = queue_files._write_all
+
+    def full(fd: int, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(queue_service_module, "STORAGE_HOLD", 0.3)
+
+    async def main() -> None:
+        queue = QueueService(config, api_for(config, server))
+        queue.store.enqueue(reports(2))
+        monkeypatch.setattr(queue_files, "_write_all", full)
+        await queue.start()
+        await async_wait_until(
+            lambda: "disk full" in (queue.last_error or ""), 5, message="disk full noticed"
+        )
+        assert queue.state == "backoff"
+        monkeypatch.setattr(queue_files, "_write_all", real_write)
+        await async_wait_until(lambda: queue.uploaded == 2, 15, message="uploads resume")
+        await queue.stop()
+
+    run(main())
+
+
+def test_unexpected_error_is_retried_not_lost(tmp_path: Path) -> None:
+    server = FakeWats()
+
+    def buggy(rid: str, n: int) -> httpx.Response:
+        if n == 1:
+            raise RuntimeError("surprise")
+        return httpx.Response(200)
+
+    server.respond = buggy
+    config = config_for(tmp_path)
+
+    async def main() -> None:
+        queue = QueueService(config, api_for(config, server))
+        queue.store.enqueue(reports(1))
+        await queue.start()
+        await async_wait_until(lambda: queue.uploaded == 1, 10, message="upload")
+        await queue.stop()
+        assert queue.retried == 1
+
+    run(main())
+
+
+def test_offline_instance_keeps_reports_queued(tmp_path: Path) -> None:
+    config = config_for(tmp_path, service_address="")
+
+    async def main() -> None:
+        queue = QueueService(config)
+        queue.store.enqueue(reports(2))
+        await queue.start()
+        await async_wait_until(lambda: queue.state == "offline", 5, message="offline")
+        assert (await queue.get_status())["pending"] == 2
+        await queue.stop()
+
+    run(main())
+
+
+def test_backoff_is_capped_full_jitter_with_retry_after_minimum() -> None:
+    rng = random.Random(7)
+    for attempts in range(1, 30):
+        delays = [backoff_delay(attempts, initial=2, maximum=300, rng=rng) for _ in range(50)]
+        ceiling = min(300, 2 * 2 ** (attempts - 1))
+        assert all(0 <= d <= ceiling for d in delays)
+        assert max(delays) > ceiling / 2  # jitter spans the range
+    assert backoff_delay(1, initial=2, maximum=300, retry_after=45, rng=rng) >= 45

@@ -1,0 +1,505 @@
+"""QueueStore: durable files, FIFO order, retries that survive restarts, quarantine, ENOSPC."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import time
+import tracemalloc
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pywats_client._fsutil import TEMP_SUFFIX
+from pywats_client.errors import DiskFullError, RetryableError
+from pywats_client.queue import NewReport, QueueItem, QueueStore
+from pywats_client.queue import _files as queue_files
+from pywats_client.queue._envelope import CorruptQueueFile, Envelope, decode_item, encode_item
+from pywats_client.queue._names import make_name
+
+IS_POSIX = sys.platform != "win32"
+
+
+def new_report(n: int, *, payload: str = "") -> NewReport:
+    report_id = str(uuid.uuid5(uuid.NAMESPACE_OID, f"report-{n}"))
+    report = {"type": "T", "id": report_id, "pn": "PN-1", "sn": f"SN{n:06d}", "result": "P"}
+    if payload:
+        report["payload"] = payload
+    return NewReport(
+        report=report, source_name=f"file{n}.json", source_sha256="ab" * 32, converter="WSJF"
+    )
+
+
+def claim_all(store: QueueStore) -> list[QueueItem]:
+    items = []
+    while (item := store.claim()) is not None:
+        items.append(item)
+    return items
+
+
+def files_in(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_enqueue_writes_one_owner_only_file_per_report(tmp_path: Path) -> None:
+    store = QueueStore(tmp_path / "q")
+    store.enqueue([new_report(1), new_report(2)])
+
+    names = files_in(store.pending_dir)
+    assert len(names) == 2
+    items = list(store.iter_items("pending"))
+    assert [i.report["sn"] for i in items] == ["SN000001", "SN000002"]
+    first = items[0].envelope
+    assert first.id == new_report(1).id
+    assert (first.source_name, first.converter, first.attempts) == ("file1.json", "WSJF", 0)
+    assert first.created_at.endswith("Z")
+    assert files_in(store.tmp_dir) == []
+    if IS_POSIX:
+        for name in names:
+            assert stat.S_IMODE((store.pending_dir / name).stat().st_mode) == 0o600
+        folders = (store.path, store.pending_dir, store.failed_dir, store.tmp_dir)
+        for folder in (*folders, store.quarantine_dir):
+            assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+
+
+def test_enqueue_requires_a_report_id(tmp_path: Path) -> None:
+    store = QueueStore(tmp_path / "q")
+    bad = NewReport(report={"pn": "x"}, source_name="a.txt", source_sha256="0", converter="c")
+    with pytest.raises(ValueError, match=r"a\.txt.*no 'id'"):
+        store.enqueue([bad])
+    assert files_in(store.pending_dir) == []
+
+
+def test_claims_come_in_fifo_order_across_batches(tmp_path: Path) -> None:
+    store = QueueStore(tmp_path / "q")
+    for start in range(0, 30, 7):
+        store.enqueue([new_report(n) for n in range(start, min(start + 7, 30))])
+    items = claim_all(store)
+    assert [i.report["sn"] for i in items] == [f"SN{n:06d}" for n in range(30)]
+    assert store.counts().in_flight == 30
+
+
+def test_small_window_refills_and_keeps_order_with_new_reports(tmp_path: Path) -> None:
+    QueueStore(tmp_path / "q").enqueue([new_report(n) for n in range(25)])
+    store = QueueStore(tmp_path / "q", window_size=4)
+    got = []
+    for _ in range(10):
+        item = store.claim()
+        assert item is not None
+        got.append(item)
+    store.enqueue([new_report(n) for n in range(25, 40)])  # beyond the window bound
+    got += claim_all(store)
+    assert [i.report["sn"] for i in got] == [f"SN{n:06d}" for n in range(40)]
+    for item in got:
+        store.complete(item)
+    assert store.counts().pending == 0
+    assert files_in(store.pending_dir) == []
+
+
+def test_complete_deletes_or_archives(tmp_path: Path) -> None:
+    store = QueueStore(tmp_path / "q")
+    store.enqueue([new_report(1)])
+    item = store.claim()
+    assert item is not None
+    store.complete(item)
+    assert files_in(store.pending_dir) == []
+    assert not store.sent_dir.exists()
+    store.flush()
+    assert files_in(store.tmp_dir) == []
+
+    archive = QueueStore(tmp_path / "a", archive_sent=True)
+    archive.enqueue([new_report(2)])
+    item = archive.claim()
+    assert item is not None
+    archive.complete(item)
+    assert files_in(archive.pending_dir) == []
+    assert len(files_in(archive.sent_dir)) == 1
+    assert archive.counts().pending == 0
+
+
+def test_retry_later_persists_attempts_and_due_time_across_restart(tmp_path: Path) -> None:
+    store = QueueStore(tmp_path / "q")
+    store.enqueue([new_report(1), new_report(2)])
+    item = store.claim()
+    assert item is not None and item.report["sn"] == "SN000001"
+    envelope = store.retry_later(item, delay=0.6, error="503 busy", status=503)
+    assert envelope.attempts == 1
+    assert len(files_in(store.pending_dir)) == 2  # renamed, never copied
+    counts = store.counts()
+    assert (counts.pending, counts.in_backoff, counts.in_flight) == (2, 1, 0)
+
+    second = store.claim()
+    assert second is not None and second.report["sn"] == "SN000002"
+    assert store.claim() is None  # the retried one is not due yet
+    wait = store.seconds_until_due()
+    assert wait is not None and 0 < wait <= 0.6
+
+    restarted = QueueStore(tmp_path / "q")
+    deadline = time.monotonic() + 5
+    again = None
+    while again is None or again.report["sn"] != "SN000001":
+        assert time.monotonic() < deadline, "retried report never became due"
+        again = restarted.claim()
+        if again is None:
+            time.sleep(0.05)
+    assert again.envelope.attempts == 1
+    assert again.envelope.last_error == "503 busy"
+    assert again.envelope.last_status == 503
+    assert again.envelope.next_attempt_at is not None
+    assert again.id == item.id
+
+
+def test_release_gives_the_report_back_unchanged(tmp_path: Path) -> None:
+    store = QueueStore(tmp_path / "q")
+    store.enqueue([new_report(1)])
+    item = store.claim()
+    assert item is not None
+    store.release(item)
+    again = store.claim()
+    assert again is not None and again.name == item.name and again.envelope.attempts == 0
+
+
+def test_dead_letter_then_requeue_keeps_the_id_and_resets_attempts(tmp_path: Path) -> None:
+    store = QueueStore(tmp_path / "q")
+    store.enqueue([new_report(1), new_report(2)])
+    item = store.claim()
+    assert item is not None
+    store.dead_letter(item, reason="server rejected: pn missing", status=400)
+    assert store.counts().failed == 1
+    failed = list(store.iter_items("failed"))
+    assert len(failed) == 1
+    assert failed[0].envelope.last_error == "server rejected: pn missing"
+    assert failed[0].envelope.last_status == 400
+    assert failed[0].envelope.attempts == 1
+    assert failed[0].envelope.failed_at is not None
+
+    # a second process (the CLI) requeues while this one keeps running
+    cli = QueueStore(tmp_path / "q", maintenance=False)
+    result = cli.requeue([item.id, "no-such-id"])
+    assert result.requeued == [item.id]
+    assert result.missing == ["no-such-id"]
+    assert files_in(store.failed_dir) == []
+
+    later = claim_all(store)  # includes the requeued report, found by a rescan
+    ids = [i.id for i in later]
+    assert item.id in ids
+    requeued = next(i for i in later if i.id == item.id)
+    assert requeued.envelope.attempts == 0
+    assert requeued.envelope.failed_at is None
+    assert requeued.report == item.report
+
+
+def test_requeue_all_failed(tmp_path: Path) -> None:
+    store = QueueStore(tmp_path / "q")
+    store.enqueue([new_report(n) for n in range(3)])
+    for item in claim_all(store):
+        store.dead_letter(item, reason="bad", status=400)
+    result = store.requeue()
+    assert len(result.requeued) == 3
+    assert store.counts().failed == 0
+    assert len(claim_all(store)) == 3
+
+
+def test_corrupt_files_are_quarantined_and_never_block_the_rest(tmp_path: Path) -> None:
+    store = QueueStore(tmp_path / "q")
+    store.enqueue([new_report(1), new_report(2)])
+    names = files_in(store.pending_dir)
+    # truncate the first report, add an empty file and a stranger before it
+    first = store.pending_dir / names[0]
+    first.write_bytes(first.read_bytes()[:40])
+    (store.pending_dir / make_name(1, "empty")).write_bytes(b"")
+    (store.pending_dir / "notes.txt").write_text("hello")
+
+    fresh = QueueStore(tmp_path / "q")
+    items = claim_all(fresh)
+    assert [i.report["sn"] for i in items] == ["SN000002"]
+    quarantined = files_in(fresh.quarantine_dir)
+    assert names[0] in quarantined and "notes.txt" in quarantined
+    reason = (fresh.quarantine_dir / (names[0] + ".reason.txt")).read_text()
+    assert "not valid JSON" in reason and "pending/" in reason
+    assert "empty" in (fresh.quarantine_dir / (make_name(1, "empty") + ".reason.txt")).read_text()
+    assert fresh.counts().quarantined == 3
+    assert fresh.counts().pending == 1
+
+
+def test_leftover_temp_files_are_removed_at_start(tmp_path: Path) -> None:
+    store = QueueStore(tmp_path / "q")
+    (store.tmp_dir / f"x.json.1234{TEMP_SUFFIX}").write_bytes(b"{")
+    (store.pending_dir / f".y.json{TEMP_SUFFIX}").write_bytes(b"{")
+    QueueStore(tmp_path / "q", maintenance=False)
+    assert len(files_in(store.tmp_dir)) == 1  # a tool must not sweep a worker's files
+    QueueStore(tmp_path / "q")
+    assert files_in(store.tmp_dir) == []
+    assert files_in(store.pending_dir) == []
+
+
+def test_contains_finds_pending_and_failed(tmp_path: Path) -> None:
+    store = QueueStore(tmp_path / "q")
+    store.enqueue([new_report(1), new_report(2)])
+    item = store.claim()
+    assert item is not None
+    store.dead_letter(item, reason="bad")
+    assert store.contains(new_report(1).id)
+    assert store.contains(new_report(2).id)
+    assert not store.contains(new_report(3).id)
+
+
+def test_odd_report_ids_get_safe_file_names(tmp_path: Path) -> None:
+    store = QueueStore(tmp_path / "q")
+    odd = NewReport(
+        report={"id": "../../etc/passwd x"}, source_name="s", source_sha256="0", converter="c"
+    )
+    store.enqueue([odd])
+    (name,) = files_in(store.pending_dir)
+    assert "/" not in name and ".." not in name
+    assert store.contains("../../etc/passwd x")
+    item = store.claim()
+    assert item is not None and item.id == "../../etc/passwd x"
+
+
+# --- disk full -------------------------------------------------------------------------
+
+
+def test_enqueue_on_full_disk_leaves_nothing_and_recovers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = QueueStore(tmp_path / "q")
+    store.enqueue([new_report(0)])
+    real_write = queue_files._write_all
+    calls = {"n": 0}
+
+    def full_after_two(fd: int, data: bytes) -> None:
+        calls["n"] += 1
+        if calls["n"] > 2:
+            os.write(fd, data[: len(data) // 2])  # a partial write, then the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(fd, data)
+
+    monkeypatch.setattr(queue_files, "_write_all", full_after_two)
+    with pytest.raises(DiskFullError) as caught:
+        store.enqueue([new_report(n) for n in range(1, 6)])
+    assert isinstance(caught.value, RetryableError)
+    assert "disk full" in str(caught.value) and "file1.json" in str(caught.value)
+    assert len(files_in(store.pending_dir)) == 1
+    assert files_in(store.tmp_dir) == []
+    assert store.counts().pending == 1
+
+    monkeypatch.setattr(queue_files, "_write_all", real_write)  # space is back
+    store.enqueue([new_report(n) for n in range(1, 6)])
+    assert [i.report["sn"] for i in claim_all(store)] == [f"SN{n:06d}" for n in range(6)]
+
+
+def test_failing_rename_rolls_back_the_whole_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = QueueStore(tmp_path / "q")
+    real_replace = os.replace
+    calls = {"n": 0}
+
+    def flaky_replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", flaky_replace)
+    with pytest.raises(DiskFullError):
+        store.enqueue([new_report(n) for n in range(5)])
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert files_in(store.pending_dir) == []
+    assert files_in(store.tmp_dir) == []
+    assert store.counts().pending == 0
+
+
+def test_retry_later_on_full_disk_keeps_the_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = QueueStore(tmp_path / "q")
+    store.enqueue([new_report(1)])
+    item = store.claim()
+    assert item is not None
+
+    def full(fd: int, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(queue_files, "_write_all", full)
+    with pytest.raises(DiskFullError):
+        store.retry_later(item, delay=0, error="x")
+    with pytest.raises(DiskFullError):
+        store.dead_letter(item, reason="x")
+    monkeypatch.undo()
+    again = store.claim()
+    assert again is not None and again.name == item.name and again.envelope.attempts == 0
+    assert files_in(store.tmp_dir) == []
+
+
+@contextlib.contextmanager
+def small_tmpfs(where: Path, size: str) -> Iterator[Path]:
+    """A real tiny file system, or skip (needs root and mount rights)."""
+    if not IS_POSIX or shutil.which("mount") is None or os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs Linux and root")
+    where.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(where)],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode(errors='replace').strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def test_real_full_disk_leaves_no_partial_report_and_recovers(tmp_path: Path) -> None:
+    with small_tmpfs(tmp_path / "small", "256k") as mount:
+        store = QueueStore(mount / "q")
+        payload = "x" * 20_000
+        queued = 0
+        with pytest.raises(DiskFullError):
+            for n in range(100):
+                store.enqueue(
+                    [new_report(n, payload=payload), new_report(1000 + n, payload=payload)]
+                )
+                queued += 2
+        assert queued > 0
+        assert files_in(store.tmp_dir) == []
+        on_disk = files_in(store.pending_dir)
+        assert len(on_disk) == queued  # the failed batch left nothing
+        for name in on_disk:
+            decode_item((store.pending_dir / name).read_bytes())  # every visible file is whole
+        assert store.counts().pending == queued
+
+        for item in claim_all(store)[:4]:  # uploads free space...
+            store.complete(item)
+        store.flush()  # (the uploader flushes twice a second)
+        store.enqueue([new_report(5000, payload=payload)])  # ...and queueing resumes
+        assert len(files_in(store.pending_dir)) == queued - 4 + 1
+
+
+# --- scale -------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_large_backlog_first_claim_is_fast_and_memory_stays_bounded(tmp_path: Path) -> None:
+    """20,000 pending reports: open + first claim well under 2 s; memory not per report."""
+    q = tmp_path / "q"
+    store = QueueStore(q)
+    envelope = Envelope(
+        id="x", source_name="s", source_sha256="0", converter="c", created_at="2026-01-01T00:00:00Z"
+    )
+    base = time.time_ns() - 10**12
+    for n in range(20_000):  # fast fill: no fsync needed for this test
+        report_id = f"id{n:08d}"
+        data = encode_item(envelope.updated(id=report_id), {"id": report_id, "n": n})
+        (store.pending_dir / make_name(base + n, report_id)).write_bytes(data)
+
+    started = time.perf_counter()
+    first = QueueStore(q).claim()
+    elapsed = time.perf_counter() - started
+    assert first is not None and first.report["n"] == 0
+    assert elapsed < 2.0, f"first claim took {elapsed:.2f} s"
+
+    tracemalloc.start()  # slows Python down: measured apart from the time
+    fresh = QueueStore(q)
+    for _ in range(3000):
+        item = fresh.claim()
+        assert item is not None
+        fresh.complete(item)
+    fresh.flush()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    # 20,000 names alone would take more than 2 MB; the window keeps at most 2,048
+    assert peak < 2 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"
+    assert fresh.counts().pending == 20_000 - 3000
+
+
+# --- the file format ---------------------------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300))
+def test_decode_rejects_garbage_only_with_corrupt_queue_file(raw: bytes) -> None:
+    try:
+        decode_item(raw)
+    except CorruptQueueFile as exc:
+        assert str(exc)
+
+
+envelopes = st.builds(
+    Envelope,
+    id=st.text(min_size=1, max_size=40),
+    source_name=st.text(max_size=40),
+    source_sha256=st.text(alphabet="0123456789abcdef", max_size=64),
+    converter=st.text(max_size=20),
+    created_at=st.just("2026-01-01T00:00:00.000Z"),
+    attempts=st.integers(0, 10**6),
+    next_attempt_at=st.none() | st.just("2026-01-01T00:00:05.000Z"),
+    last_error=st.none() | st.text(max_size=80),
+    last_status=st.none() | st.integers(100, 599),
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(envelopes, st.dictionaries(st.text(max_size=10), st.integers() | st.text(max_size=10)))
+def test_encode_decode_round_trip(envelope: Envelope, extra: dict[str, object]) -> None:
+    report = {**extra, "id": envelope.id}
+    assert decode_item(encode_item(envelope, report)) == (envelope, report)
+
+
+def test_truncated_file_is_reported_as_truncated() -> None:
+    envelope = Envelope(
+        id="a", source_name="s", source_sha256="0", converter="c", created_at="2026-01-01T00:00:00Z"
+    )
+    raw = encode_item(envelope, {"id": "a"})
+    for cut in (1, len(raw) // 2, len(raw) - 1):
+        with pytest.raises(CorruptQueueFile, match="truncated"):
+            decode_item(raw[:cut])
+    with pytest.raises(CorruptQueueFile, match="does not match"):
+        decode_item(
+            json.dumps({"envelope": json.loads(raw)["envelope"], "report": {"id": "b"}}).encode()
+        )
+
+
+# --- clocks --------------------------------------------------------------------------------
+
+
+def test_names_follow_a_clock_stepped_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pywats_client.queue import _names
+
+    real_ns = time.time_ns
+    monkeypatch.setattr(time, "time_ns", lambda: real_ns() + 3600 * 10**9)
+    fast = _names.next_due_ns()
+    monkeypatch.setattr(time, "time_ns", real_ns)
+    corrected = _names.next_due_ns()
+    assert corrected < fast - 3500 * 10**9  # not scheduled into the old, wrong future
+    assert _names.next_due_ns() > corrected  # still strictly increasing
+
+
+def test_retry_waits_are_capped_and_far_future_means_clock_skew(tmp_path: Path) -> None:
+    store = QueueStore(tmp_path / "q", max_delay=0.5)
+    store.enqueue([new_report(1)])
+    item = store.claim()
+    assert item is not None
+    envelope = store.retry_later(item, delay=3600, error="429", status=429)  # Retry-After: 1 h
+    assert envelope.next_attempt_at is not None
+    wait = store.seconds_until_due()
+    assert wait is not None and wait <= 0.5
+    # a file due far beyond any retry wait was queued under a fast clock: due now
+    raw = (store.pending_dir / files_in(store.pending_dir)[0]).read_bytes()
+    other = QueueStore(tmp_path / "other", max_delay=0.5)
+    skewed = make_name(time.time_ns() + 7200 * 10**9, "skewed-id")
+    (other.pending_dir / skewed).write_bytes(raw.replace(item.id.encode(), b"skewed-id"))
+    got = QueueStore(tmp_path / "other", max_delay=0.5).claim()
+    assert got is not None and got.id == "skewed-id"
