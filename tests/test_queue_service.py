@@ -198,7 +198,7 @@ def test_transient_failures_are_retried_with_persisted_attempts(tmp_path: Path) 
         status = await queue.get_status()
         await queue.stop()
         assert status["retried"] == 10
-        assert "503" in (status["last_error"] or "")
+        assert status["last_error"] is None  # passed: the server accepts reports again
 
     run(main())
     assert server.counts() == Counter({i: 3 for i in ids(items)})
@@ -576,3 +576,34 @@ def test_backoff_is_capped_full_jitter_with_retry_after_minimum() -> None:
         assert all(0 <= d <= ceiling for d in delays)
         assert max(delays) > ceiling / 2  # jitter spans the range
     assert backoff_delay(1, initial=2, maximum=300, retry_after=45, rng=rng) >= 45
+
+
+def test_last_error_shows_a_passing_problem_until_an_upload_succeeds(tmp_path: Path) -> None:
+    server = FakeWats()
+    items = reports(3)
+    bad = items[2].id
+    gate = asyncio.Event()
+
+    async def respond(rid: str, n: int) -> httpx.Response:
+        if rid == bad:
+            return httpx.Response(400, json={"Message": "PN unknown"})
+        if n == 1:
+            return httpx.Response(503, text="maintenance")
+        await gate.wait()
+        return httpx.Response(200, json={})
+
+    server.respond = respond
+    config = config_for(tmp_path, max_concurrent_uploads=1)
+
+    async def main() -> None:
+        queue = QueueService(config, api_for(config, server))
+        queue.store.enqueue(items)
+        await queue.start()
+        await async_wait_until(lambda: "503" in (queue.last_error or ""), 10, message="503")
+        gate.set()
+        await async_wait_until(lambda: queue.rejected == 1, 10, message="the rejection")
+        assert "PN unknown" in (queue.last_error or "")  # a rejection stays shown
+        await queue.stop()
+        assert queue.uploaded == 2
+
+    run(main())

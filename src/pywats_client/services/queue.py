@@ -117,6 +117,9 @@ class QueueService:
         self.retried = 0
         self.dead_lettered = 0
         self.last_error: str | None = None
+        #: Whether last_error describes a passing condition (network, token, disk)
+        #: that the next accepted upload proves over; a rejection stays shown.
+        self._error_passes = False
 
     # --- public API ------------------------------------------------------------------
 
@@ -366,6 +369,8 @@ class QueueService:
                 if self._unauthorized:
                     log.info("the server accepts this instance's token again; uploading")
                     self._unauthorized = False
+                if self._error_passes:
+                    self.last_error, self._error_passes = None, False
                 self._accepted.append(item)
         except asyncio.CancelledError:
             self._store.release(item)
@@ -411,11 +416,11 @@ class QueueService:
             )
         self._unauthorized = True
         self._unauthorized_until = time.monotonic() + self._unauthorized_retry
-        self.last_error = message
+        self.last_error, self._error_passes = message, True
 
     async def _transient(self, item: QueueItem, exc: ServerUnavailableError) -> None:
         message = str(exc)
-        self.last_error = message
+        self.last_error, self._error_passes = message, True
         conn = self._connection
         if conn is not None:
             conn.report_failure()
@@ -472,7 +477,7 @@ class QueueService:
         self.dead_lettered += 1
         if rejected:
             self.rejected += 1
-        self.last_error = reason
+        self.last_error, self._error_passes = reason, False
         log.warning(
             "report %s (from %s) moved to failed/: %s. Fix the cause, then run "
             "'pywats-client queue requeue'",
@@ -482,6 +487,6 @@ class QueueService:
         )
 
     def _storage_trouble(self, exc: OSError | DiskFullError) -> None:
-        self.last_error = f"queue folder {self._store.path}: {exc}"
+        self.last_error, self._error_passes = f"queue folder {self._store.path}: {exc}", True
         self._hold_until = max(self._hold_until, time.monotonic() + STORAGE_HOLD)
         log.error("uploads held %g s: cannot update the queue folder: %s", STORAGE_HOLD, exc)
