@@ -34,7 +34,8 @@ def read_holder_pid(queue_dir: Path) -> int | None:
 
 
 def _file_lock(path: Path) -> filelock.FileLock:
-    kwargs: dict[str, Any] = {"timeout": 0, "thread_local": False}
+    # mode: owner-only, like every file of the queue and state folders
+    kwargs: dict[str, Any] = {"timeout": 0, "thread_local": False, "mode": 0o600}
     try:  # newer filelock may fall back to a soft lock silently: refuse that
         return filelock.FileLock(path, fallback_to_soft=False, **kwargs)
     except TypeError:

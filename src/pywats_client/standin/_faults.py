@@ -26,6 +26,10 @@ FAULT_KEYS = {
     "paths": "path prefixes the fault applies to (default ['/api/'])",
     "message": "text of the injected error's Message",
     "seed": "random seed, for repeatable rates",
+    "new_only": (
+        "true: a status fault spares report submissions whose id the server already "
+        "holds (a real server does not reject a report it accepted before)"
+    ),
 }
 
 _MAX_LATENCY_MS = 600_000.0
@@ -70,6 +74,7 @@ class FaultPlan:
     paths: tuple[str, ...] = ("/api/",)
     message: str | None = None
     seed: int | None = None
+    new_only: bool = False
 
     @property
     def active(self) -> bool:
@@ -112,6 +117,11 @@ class FaultPlan:
         message = data.get("message")
         if message is not None and not isinstance(message, str):
             raise FaultSpecError(f"message: expected a string, got {message!r}")
+        new_only = data.get("new_only", False)
+        if not isinstance(new_only, bool):
+            raise FaultSpecError(f"new_only: expected true or false, got {new_only!r}")
+        if new_only and status is None:
+            raise FaultSpecError("new_only needs a status (usually 400)")
         rate = _number(data, "rate", 0, 1)
         return cls(
             status=status,
@@ -123,6 +133,7 @@ class FaultPlan:
             paths=tuple(paths),
             message=message,
             seed=_integer(data, "seed", 0, 2**63),
+            new_only=new_only,
         )
 
 
@@ -135,6 +146,7 @@ class FaultDecision:
     status: int | None = None
     retry_after: float | None = None
     message: str | None = None
+    new_only: bool = False
 
     @property
     def fails(self) -> bool:
@@ -190,4 +202,5 @@ class FaultInjector:
             status=plan.status,
             retry_after=plan.retry_after,
             message=plan.message,
+            new_only=plan.new_only,
         )

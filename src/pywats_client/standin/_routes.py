@@ -148,11 +148,29 @@ class StandinApp:
                 if decision.drop:
                     return Response(0, drop=True)
                 if decision.status is not None:
-                    return self._injected(decision.status, decision.retry_after, decision.message)
+                    if decision.new_only and await self._holds_report(request):
+                        self.faults.injected -= 1  # spared: handled as usual
+                    else:
+                        return self._injected(
+                            decision.status, decision.retry_after, decision.message
+                        )
         denied = self._check_auth(request)
         if denied is not None:
             return denied
         return await self._dispatch(request)
+
+    async def _holds_report(self, request: Request) -> bool:
+        """Whether the report a submission carries is already stored (``new_only`` faults)."""
+        if request.path.lower() != "/api/report/wsjf":
+            return False
+        try:
+            data = json.loads(_decode(request.body))
+        except ValueError:
+            return False
+        report_id = data.get("id") if isinstance(data, dict) else None
+        if not isinstance(report_id, str):
+            return False
+        return await self.store.get_body(report_id.lower()) is not None
 
     def _injected(self, status: int, retry_after: float | None, message: str | None) -> Response:
         headers: tuple[tuple[str, str], ...] = ()

@@ -33,7 +33,8 @@ def read_pid(path: Path) -> int | None:
 
 
 def _file_lock(path: Path) -> filelock.FileLock:
-    kwargs: dict[str, Any] = {"timeout": 0, "thread_local": False}
+    # mode: owner-only, like every file of the queue and state folders
+    kwargs: dict[str, Any] = {"timeout": 0, "thread_local": False, "mode": 0o600}
     try:  # filelock >= 3.20 can silently fall back to a soft lock: refuse that
         return filelock.FileLock(path, fallback_to_soft=False, **kwargs)
     except TypeError:

@@ -164,6 +164,7 @@ def _run(spec: WorkerSpec, commands: Connection, events_conn: Connection) -> int
     log.info("worker starting (pid %d, config %s)", os.getpid(), spec.config_path)
     if hooks.active:
         log.warning("TEST HOOKS ACTIVE: %s (never set these in production)", hooks)
+        hooks.install()
     if hooks.crash_at_start:
         events.send(msg.stopping("crashed at start (test hook PYWATS_TEST_CRASH_AT_START)"))
         return EXIT_CRASHED
