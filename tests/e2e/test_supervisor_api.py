@@ -15,8 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from pywats_client.control import UnknownInstance
 from pywats_client.errors import InstanceLockedError
-from pywats_client.supervisor import State, Supervisor, UnknownInstanceError, list_instances
+from pywats_client.supervisor import State, Supervisor, list_instances
 from tests import supervisor_fakes
 from tests.e2e._supervisor import alive, registry, station
 from tests.helpers import wait_until
@@ -87,7 +88,7 @@ def test_stop_start_restart_one_instance_leaves_the_other_alone(running: Running
     wait_until(lambda: sup.pids()["st-1"] not in (None, second), 30, message="a new st-1 pid")
     running.wait_states(**{"st-1": State.RUNNING})
     assert sup.pids()["st-2"] == other
-    with pytest.raises(UnknownInstanceError, match="st-9"):
+    with pytest.raises(UnknownInstance, match="st-9"):
         sup.stop_instance("st-9")
 
 

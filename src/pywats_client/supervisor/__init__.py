@@ -22,7 +22,7 @@ if TYPE_CHECKING:
         list_instances,
         status_report,
     )
-    from pywats_client.supervisor._supervisor import Supervisor, UnknownInstanceError
+    from pywats_client.supervisor._supervisor import Supervisor
 
 __all__ = [
     "EXIT_CONFIG",
@@ -33,7 +33,6 @@ __all__ = [
     "StatusReport",
     "Supervisor",
     "SupervisorStatus",
-    "UnknownInstanceError",
     "list_instances",
     "status_report",
 ]
@@ -49,7 +48,6 @@ _LAZY = {
     "list_instances": ("_status", "list_instances"),
     "status_report": ("_status", "status_report"),
     "Supervisor": ("_supervisor", "Supervisor"),
-    "UnknownInstanceError": ("_supervisor", "UnknownInstanceError"),
 }
 
 

@@ -35,6 +35,7 @@ from pywats_client._logging import (
     instance_log_path,
     registry_log_dir,
 )
+from pywats_client.control._errors import UnknownInstance
 from pywats_client.control._server import ControlServer
 from pywats_client.core.config import ClientConfig
 from pywats_client.core.registry import InstanceEntry, Registry, SupervisorSettings
@@ -57,7 +58,7 @@ from pywats_client.supervisor._states import (
 from pywats_client.supervisor._statusfile import STATUS_FORMAT, STATUS_NAME, write_status
 from pywats_client.supervisor.worker import DEFAULT_RUNTIME, WorkerSpec
 
-__all__ = ["KILL_TIMEOUT", "RELOAD_POLL_INTERVAL", "Supervisor", "UnknownInstanceError"]
+__all__ = ["KILL_TIMEOUT", "RELOAD_POLL_INTERVAL", "Supervisor"]
 
 log = logging.getLogger("pywats_client.supervisor")
 
@@ -71,10 +72,6 @@ RELOAD_POLL_INTERVAL = 1.5
 MAX_WAIT = 1.0
 #: How long a command from another thread may wait for the loop.
 COMMAND_TIMEOUT = 30.0
-
-
-class UnknownInstanceError(ConfigError):
-    """A command named an instance the registry does not have."""
 
 
 def timing_from(settings: SupervisorSettings) -> Timing:
@@ -628,12 +625,8 @@ class Supervisor:
     def _slot(self, name: str) -> Slot:
         slot = self._slots.get(name)
         if slot is None or slot.removed:
-            known = ", ".join(sorted(self._slots)) or "none"
-            raise UnknownInstanceError(
-                f"no instance named {name!r} (known: {known}); check the name",
-                file=self.registry_path,
-                key="instance.name",
-            )
+            live = sorted(n for n, s in self._slots.items() if not s.removed)
+            raise UnknownInstance([name], live, self.registry_path)
         return slot
 
     def _command(self, name: str, command: str) -> None:
