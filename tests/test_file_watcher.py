@@ -501,3 +501,24 @@ def test_unreadable_subfolder_is_reported_not_fatal(tmp_path: Path) -> None:
         assert errors and "locked" in errors[0]
     finally:
         locked.chmod(0o700)
+
+
+# --- found in review -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "target"), [("done_path", "in"), ("error_path", "in"), ("done_path", "other")]
+)
+def test_done_or_error_folder_that_is_a_watch_folder_is_refused(
+    tmp_path: Path, key: str, target: str
+) -> None:
+    # Sources "moved" there would be taken, converted and moved again, forever.
+    from pywats_client.errors import ConfigError
+
+    (tmp_path / "other").mkdir()
+    config = make_config(
+        tmp_path, watch_paths=[tmp_path / "in", tmp_path / "other"], **{key: tmp_path / target}
+    )
+    with pytest.raises(ConfigError) as caught:
+        build_roots(config)
+    assert caught.value.key == key and "watch folder" in str(caught.value)

@@ -93,3 +93,118 @@ def test_iter_temp_files_finds_leftovers(tmp_path: Path) -> None:
     (tmp_path / "keep.json").touch()
     assert [p.name for p in iter_temp_files(tmp_path)] == [f".x{TEMP_SUFFIX}"]
     assert list(iter_temp_files(tmp_path / "missing")) == []
+
+
+# --- found in review -------------------------------------------------------------------------
+
+
+def test_move_leaves_no_copy_behind_when_the_source_cannot_be_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A source another program holds open (Windows) or in a folder we may not write
+    # to: the hard link into Done succeeds but the unlink fails. The move must fail
+    # whole; a copy left in Done would be joined by another one at every retry.
+    source = tmp_path / "r.txt"
+    source.write_text("x")
+    real_unlink = Path.unlink
+
+    def unlink(self: Path, missing_ok: bool = False) -> None:
+        if self == source:
+            raise PermissionError(errno.EACCES, "in use by another program")
+        real_unlink(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", unlink)
+    done = tmp_path / "Done"
+    for _ in range(2):  # the post action is retried later
+        with pytest.raises(PermissionError):
+            move_no_overwrite(source, done)
+    assert list(done.iterdir()) == []
+    assert source.read_text() == "x"
+
+
+def test_unique_path_cost_does_not_grow_with_the_number_of_same_named_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Testers often reuse one file name (result.xml); Done then holds result (2).xml
+    # ... result (N).xml and finding a free name must not stat all N of them.
+    (tmp_path / "result.xml").touch()
+    for n in range(2, 2001):
+        (tmp_path / f"result ({n}).xml").touch()
+    calls = 0
+    real_stat = os.stat
+
+    def counting_stat(*args: object, **kwargs: object) -> os.stat_result:
+        nonlocal calls
+        calls += 1
+        return real_stat(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "stat", counting_stat)
+    assert unique_path(tmp_path, "result.xml") == tmp_path / "result (2001).xml"
+    assert calls <= 40
+
+
+def test_unique_path_with_gaps_still_never_returns_a_taken_name(tmp_path: Path) -> None:
+    for name in ["a.txt", "a (2).txt", "a (3).txt", "a (5).txt", "a (8).txt"]:
+        (tmp_path / name).touch()
+    free = unique_path(tmp_path, "a.txt")
+    assert not free.exists() and free.name.startswith("a (")
+
+
+def _no_cross_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make link and rename fail with EXDEV between folders, as between volumes."""
+    real_link, real_replace = os.link, os.replace
+
+    def crosses(src: object, dst: object) -> bool:
+        return Path(str(src)).parent != Path(str(dst)).parent
+
+    def link(src: object, dst: object) -> None:
+        if crosses(src, dst):
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        real_link(src, dst)  # type: ignore[arg-type]
+
+    def replace(src: object, dst: object) -> None:
+        if crosses(src, dst):
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        real_replace(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "link", link)
+    monkeypatch.setattr(os, "replace", replace)
+
+
+def test_move_to_another_file_system_copies_then_removes_the_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # done_path on another drive or share: link and rename fail with EXDEV.
+    done = tmp_path / "other-volume" / "Done"
+    _no_cross_device(monkeypatch)
+    for n in range(2):
+        source = tmp_path / "r.txt"
+        source.write_text(f"run {n}")
+        moved = move_no_overwrite(source, done)
+        assert not source.exists()
+        assert moved.read_text() == f"run {n}"
+    assert sorted(p.name for p in done.iterdir()) == ["r (2).txt", "r.txt"]
+
+
+@pytest.mark.parametrize("error", [errno.EINVAL, errno.EIO])
+def test_move_across_when_the_folder_cannot_be_synced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: int
+) -> None:
+    # A share that cannot fsync folders (EINVAL) still gets the file; a real I/O error
+    # fails the move whole, so that the retry leaves no second copy behind.
+    done = tmp_path / "share" / "Done"
+    _no_cross_device(monkeypatch)
+
+    def fsync_dir(path: Path) -> None:
+        raise OSError(error, os.strerror(error))
+
+    monkeypatch.setattr(_fsutil, "fsync_dir", fsync_dir)
+    source = tmp_path / "r.txt"
+    source.write_text("x")
+    if error == errno.EINVAL:
+        assert move_no_overwrite(source, done).read_text() == "x"
+        assert not source.exists()
+    else:
+        with pytest.raises(OSError):
+            move_no_overwrite(source, done)
+        assert source.exists() and list(done.iterdir()) == []

@@ -129,3 +129,28 @@ def test_sweep_removes_archive_temp_copies(tmp_path: Path) -> None:
     (done / "keep.json").write_text("x")
     assert pa.sweep_zip_temps([done]) == 1
     assert [p.name for p in done.iterdir()] == ["keep.json"]
+
+
+# --- found in review -------------------------------------------------------------------------
+
+
+def test_a_file_never_sits_in_error_without_its_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The reason is written before the move: a crash (or a full disk) in between
+    # leaves the source in the watch folder to be handled again, never a bare file
+    # in Error that no one can explain.
+    src = source(tmp_path, "bad.json")
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pa, "atomic_write_text", crash)
+        with pytest.raises(OSError):
+            pa.move_to_error(src, pa.ErrorReport("garbage"))
+    assert src.path.exists()
+    assert [p for p in (tmp_path / "Error").glob("*") if not p.name.endswith(".error.txt")] == []
+    target = pa.move_to_error(src, pa.ErrorReport("garbage"))
+    assert target == tmp_path / "Error" / "bad.json"
+    assert "garbage" in (tmp_path / "Error" / "bad.json.error.txt").read_text()

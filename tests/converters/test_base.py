@@ -271,3 +271,13 @@ def test_create_step_refuses_absurd_nesting(plain: Plain) -> None:
         spec = {"name": f"level {level}", "steps": [spec]}
     with pytest.raises(ValueError, match="nested more than"):
         plain.create_step(spec)
+
+
+def test_parse_test_file_says_plainly_when_a_number_is_too_long(
+    plain: Plain, tmp_path: Path
+) -> None:
+    path = tmp_path / "long.test"
+    path.write_text('{"serial_number": "S1", "part_number": "P1", "count": ' + "9" * 5000 + "}")
+    with pytest.raises(ConversionError) as caught:
+        plain.parse_test_file(path)
+    assert "too long" in str(caught.value) and "set_int_max_str_digits" not in str(caught.value)

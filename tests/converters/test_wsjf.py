@@ -226,3 +226,14 @@ def test_fuzz_report_shaped_json(data: bytes, tmp_path_factory: pytest.TempPathF
 @given(data=st.binary(max_size=500))
 def test_fuzz_bytes(data: bytes, tmp_path_factory: pytest.TempPathFactory) -> None:
     check_never_raises_other(WsjfConverter(), tmp_path_factory.getbasetemp() / "b.json", data)
+
+
+def test_a_number_too_long_to_read_is_a_conversion_error(tmp_path: Path) -> None:
+    # Python refuses to parse integers of more than 4300 digits (a ValueError that
+    # is not a JSONDecodeError, whose text tells the user to call a Python function).
+    path = tmp_path / "long.json"
+    path.write_text('{"pn": "A", "sn": "B", "processCode": ' + "9" * 5000 + "}")
+    with pytest.raises(ConversionError) as caught:
+        WsjfConverter().convert(path)
+    assert caught.value.converter == "wsjf"
+    assert "too long" in str(caught.value) and "set_int_max_str_digits" not in str(caught.value)

@@ -37,6 +37,7 @@ def register(subparsers: Any) -> None:
         description="A local WATS-compatible server: POST /api/Report/WSJF, "
         "GET /api/App/Version, GET /api/Report/Wsjf/{id}, plus /standin/ endpoints "
         "for tests (reports, stats, faults, reset).",
+        epilog="example: pywats-client server --port 8765 --token demo-token",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=_port, default=0, help="port; 0 picks a free one (default)")

@@ -18,7 +18,7 @@ A dict that already names a WSJF ``stepType`` is validated as WSJF as it is.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import TypeAdapter
 
@@ -32,11 +32,23 @@ from pywats_client.models import (
     Step,
     StringValueStep,
 )
+from pywats_client.models.steps import CompOp, StringCompOp
 
-__all__ = ["MAX_STEP_DEPTH", "build_step", "derive_comp_op", "sequence_status"]
+__all__ = [
+    "MAX_STEP_DEPTH",
+    "NUMERIC_OPS",
+    "STRING_OPS",
+    "build_step",
+    "derive_comp_op",
+    "sequence_status",
+]
 
 #: Deepest sequence nesting accepted; deeper trees are refused, not recursed into.
 MAX_STEP_DEPTH = 64
+#: Comparison operators of numeric and string steps, taken from the report model so
+#: the converters never disagree with what validation accepts.
+NUMERIC_OPS: frozenset[str] = frozenset(get_args(CompOp))
+STRING_OPS: frozenset[str] = frozenset(get_args(StringCompOp))
 
 _STEP_ADAPTER: TypeAdapter[AnyStep] = TypeAdapter(AnyStep)
 

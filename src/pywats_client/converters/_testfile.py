@@ -80,6 +80,8 @@ def _from_json(text: str) -> dict[str, Any]:
         raise ValueError(f"not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}")
     except RecursionError:
         raise ValueError("JSON is nested too deeply") from None
+    except ValueError:  # an integer of more than sys.get_int_max_str_digits() digits
+        raise ValueError("JSON holds a number too long to read (thousands of digits)") from None
     if not isinstance(raw, dict):
         raise ValueError("JSON test data must be an object ({...})")
     data: dict[str, Any] = {}

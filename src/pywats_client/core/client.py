@@ -88,13 +88,14 @@ class WATSClient:
         def skip(path: Any, size: int, mtime_ns: int) -> bool:
             return intake is not None and intake.is_processed(path, size, mtime_ns)
 
-        self.watcher = FileWatcher(config, skip=skip)
         queue = self.queue
-        intake = IntakePipeline(
-            config, self.watcher, self.converters, self.store, _make_item, on_queued=queue.wake
-        )
-        self.intake = intake
         try:
+            # A Done/Error folder that is a watch folder is refused here (ConfigError).
+            self.watcher = FileWatcher(config, skip=skip)
+            intake = IntakePipeline(
+                config, self.watcher, self.converters, self.store, _make_item, on_queued=queue.wake
+            )
+            self.intake = intake
             # Recovery reads what the queue held at the crash before uploads change it.
             await intake.recover()
             await self.connection.start()

@@ -5,13 +5,17 @@ A thread cannot be killed, so a converter past ``converter_timeout`` is
 running as a daemon (it never blocks process exit, unlike a
 ``ThreadPoolExecutor`` worker). Several stuck threads mean the process should
 be restarted; :attr:`ConvertRunner.stuck` says how many are still alive.
+The timeout outcome carries the stuck thread's stack, so the error file says
+which converter hung and where.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import threading
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +28,15 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class ConvertOutcome(Generic[T]):
-    """Exactly one of ``value``, ``error`` or ``timed_out`` is set."""
+    """Exactly one of ``value``, ``error`` or ``timed_out`` is set.
+
+    ``stack``: with ``timed_out``, where the abandoned converter thread was.
+    """
 
     value: T | None = None
     error: BaseException | None = None
     timed_out: bool = False
+    stack: str | None = None
 
 
 class ConvertRunner(Generic[T]):
@@ -72,4 +80,12 @@ class ConvertRunner(Generic[T]):
             except asyncio.TimeoutError:
                 self.abandoned += 1
                 self._stuck.add(thread)
-                return ConvertOutcome(timed_out=True)
+                return ConvertOutcome(timed_out=True, stack=_stack_of(thread))
+
+
+def _stack_of(thread: threading.Thread) -> str | None:
+    """The current call stack of a running ``thread`` (None once it ended)."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    if frame is None:
+        return None
+    return "".join(traceback.format_stack(frame)).rstrip()

@@ -1,11 +1,19 @@
 """Intake journals in ``<queue>/intake/``: what was being converted, crash counts, kept files.
 
 * **Batch journal** (``batch-*.jsonl``): before a batch of files is converted,
-  one line naming them is written and fsync'd. After the batch's reports are
-  durably queued a second line records each file's outcome. The file is
-  removed once the sources are moved. On start, a journal without the second
-  line means the worker died *while converting* those files (each gets a crash
-  count); with it, the reports are safe and only the post action is redone.
+  one line naming them is written and fsync'd. Each file's converter thread
+  appends a ``start`` and an ``end`` mark around the conversion (not fsync'd:
+  they must survive a killed process, not a power cut). After the batch's
+  reports are durably queued an outcomes line records each file's fate. The
+  file is removed once the sources are moved. On start, a journal without the
+  outcomes line means the worker died before the batch was queued: a file
+  started but not ended was *in a converter* and gets a crash count; a file
+  that ended may have reports in the queue already and is converted again
+  with duplicates skipped; a file not started is simply taken again. A batch
+  that was itself such a redo (``recovering``) blames every file that started,
+  so a file whose reports kill the worker while being queued is caught too.
+  With the outcomes line the reports are safe and only the post action is
+  redone.
 * **Crash counts** (``crashes.json``): files that were being converted when the
   worker died, so a file that kills the worker twice is quarantined.
 * **Processed journal** (``processed.jsonl``): files whose report is queued but
@@ -19,12 +27,14 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import logging
 import os
+import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pywats_client._fsutil import atomic_write_text, ensure_private_dir, fsync_dir
 from pywats_client.services._readiness import SourceFile
@@ -38,6 +48,8 @@ __all__ = [
     "source_from_dict",
     "source_to_dict",
 ]
+
+log = logging.getLogger(__name__)
 
 _counter = itertools.count()
 
@@ -79,23 +91,46 @@ def _append_line(path: Path, record: dict[str, Any], *, create: bool = False) ->
         os.close(fd)
 
 
+def _append_unsynced(path: Path, record: dict[str, Any]) -> None:
+    """Append one JSON line to an existing file, no fsync; failures are ignored.
+
+    For marks that only have to outlive a killed process (the page cache does).
+    A missing file (the batch already ended) or a full disk loses the mark, which
+    at worst blames no file for a crash.
+    """
+    line = (json.dumps(record, separators=(",", ":")) + "\n").encode("utf-8")
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_BINARY", 0))
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+
+
 def _read_lines(path: Path) -> list[dict[str, Any]]:
-    """The complete JSON lines of ``path``; a torn or garbled line ends the reading."""
+    """The complete JSON lines of ``path``; torn or garbled lines are skipped."""
+    return _read_lines_checked(path)[0]
+
+
+def _read_lines_checked(path: Path) -> tuple[list[dict[str, Any]], bool]:
+    """:func:`_read_lines` and whether the file was clean (no torn or garbled line)."""
     records = []
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        return []
+        return [], True
+    clean = not raw or raw.endswith(b"\n")
     for line in raw.split(b"\n"):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except ValueError:
-            break
+            clean = False
+            continue
         if isinstance(record, dict):
             records.append(record)
-    return records
+    return records, clean
 
 
 @dataclass
@@ -107,6 +142,11 @@ class JournalBatch:
     #: path -> "queued" | "error", present once the reports were durably queued.
     outcomes: dict[str, str] | None
     aborted: bool
+    #: The batch redid files after a crash (see the module docstring).
+    recovering: bool = False
+    #: Paths whose conversion began / returned (``start``/``end`` marks).
+    started: set[str] = field(default_factory=set)
+    ended: set[str] = field(default_factory=set)
 
 
 class BatchJournal:
@@ -114,22 +154,40 @@ class BatchJournal:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        # Converter threads and the loop append to one journal: one writer at a time
+        # (O_APPEND is not atomic between threads on Windows).
+        self._lock = threading.Lock()
 
-    def begin(self, files: Sequence[SourceFile]) -> Path:
+    def begin(self, files: Sequence[SourceFile], *, recovering: bool = False) -> Path:
+        """Record ``files`` before converting them (fsync'd); returns the journal."""
         ensure_private_dir(self.folder)
         name = f"batch-{time.time_ns():020d}-{os.getpid()}-{next(_counter)}.jsonl"
         path = self.folder / name
-        _append_line(path, {"files": [source_to_dict(f) for f in files]}, create=True)
-        fsync_dir(self.folder)
+        record: dict[str, Any] = {"files": [source_to_dict(f) for f in files]}
+        if recovering:
+            record["recovering"] = True
+        try:
+            _append_line(path, record, create=True)
+            fsync_dir(self.folder)
+        except OSError:  # e.g. disk full: leave no half-written batch behind
+            with contextlib.suppress(OSError):
+                path.unlink()
+            raise
         return path
 
     def converted(self, journal: Path, outcomes: dict[Path, str]) -> None:
         """The batch's reports are durable in the queue; ``outcomes`` per source path."""
-        _append_line(journal, {"outcomes": {str(p): v for p, v in outcomes.items()}})
+        with self._lock:
+            _append_line(journal, {"outcomes": {str(p): v for p, v in outcomes.items()}})
+
+    def mark(self, journal: Path, path: Path, event: Literal["start", "end"]) -> None:
+        """``path`` enters (``start``) or leaves (``end``) its converter; never raises."""
+        with self._lock:
+            _append_unsynced(journal, {event: str(path)})
 
     def abort(self, journal: Path) -> None:
         """The batch was interrupted by a graceful stop: no file is to blame."""
-        with contextlib.suppress(OSError):
+        with self._lock, contextlib.suppress(OSError):
             _append_line(journal, {"aborted": True})
 
     def end(self, journal: Path) -> None:
@@ -153,14 +211,18 @@ class BatchJournal:
             for item in records[0]["files"]:
                 with contextlib.suppress(KeyError, TypeError, ValueError):
                     files.append(source_from_dict(item))
-            outcomes: dict[str, str] | None = None
-            aborted = False
+            recovering = records[0].get("recovering") is True
+            batch = JournalBatch(path, files, None, aborted=False, recovering=recovering)
             for record in records[1:]:
                 if isinstance(record.get("outcomes"), dict):
-                    outcomes = {str(k): str(v) for k, v in record["outcomes"].items()}
+                    batch.outcomes = {str(k): str(v) for k, v in record["outcomes"].items()}
                 if record.get("aborted"):
-                    aborted = True
-            batches.append(JournalBatch(path, files, outcomes, aborted))
+                    batch.aborted = True
+                if isinstance(record.get("start"), str):
+                    batch.started.add(record["start"])
+                if isinstance(record.get("end"), str):
+                    batch.ended.add(record["end"])
+            batches.append(batch)
         return batches
 
 
@@ -194,8 +256,16 @@ class CrashCounts:
                 }
 
     def _save(self) -> None:
-        ensure_private_dir(self.path.parent)
-        atomic_write_text(self.path, json.dumps({"entries": self._entries}, indent=1))
+        """Persist the counts; if that fails (disk full) they live on in memory.
+
+        A worker that cannot record a crash count must still start and run: the
+        count is written with the next change once there is room again.
+        """
+        try:
+            ensure_private_dir(self.path.parent)
+            atomic_write_text(self.path, json.dumps({"entries": self._entries}, indent=1))
+        except OSError as exc:
+            log.warning("cannot save crash counts to %s (%s); kept in memory", self.path, exc)
 
     def count(self, src: SourceFile) -> int:
         entry = self._entries.get(str(src.path))
@@ -256,7 +326,8 @@ class ProcessedJournal:
         self._pending: set[str] = set()
         self._lines = 0
         self._compact_min = compact_min
-        for record in _read_lines(self.path):
+        records, clean = _read_lines_checked(self.path)
+        for record in records:
             self._lines += 1
             path = record.get("path")
             if not isinstance(path, str):
@@ -274,6 +345,9 @@ class ProcessedJournal:
                         pending_action=record.get("pending_action"),
                     )
                 )
+        #: The file ends in a torn line: the next append starts a new line first,
+        #: or it would be glued onto the torn one and lost with it.
+        self._torn = not clean
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -326,6 +400,9 @@ class ProcessedJournal:
         self._maybe_compact()
 
     def _append(self, payload: str) -> None:
+        if self._torn:
+            payload = "\n" + payload
+        created = not self.path.exists()
         fd = os.open(
             self.path,
             os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0),
@@ -336,10 +413,16 @@ class ProcessedJournal:
             os.fsync(fd)
         finally:
             os.close(fd)
+        self._torn = False
+        if created:  # the new file's name must survive a power cut too
+            fsync_dir(self.path.parent)
 
     def _maybe_compact(self) -> None:
         if self._lines > max(self._compact_min, 2 * len(self._entries)):
-            self.compact()
+            try:
+                self.compact()
+            except OSError as exc:  # e.g. disk full: the longer file is still right
+                log.warning("cannot compact %s (%s); trying again later", self.path, exc)
 
     def compact(self, *, drop_missing: bool = False) -> None:
         """Rewrite the journal with only live entries (atomically).
@@ -361,3 +444,4 @@ class ProcessedJournal:
         )
         atomic_write_text(self.path, text)
         self._lines = len(self._entries)
+        self._torn = False

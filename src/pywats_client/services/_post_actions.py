@@ -34,6 +34,7 @@ from pywats_client._fsutil import (
     ensure_private_dir,
     iter_temp_files,
     move_no_overwrite,
+    unique_path,
 )
 from pywats_client.services._readiness import SourceFile
 
@@ -118,13 +119,28 @@ class ErrorReport:
         return "\n".join(lines) + "\n"
 
 
+def _reason_path(target: Path) -> Path:
+    return target.with_name(target.name + ".error.txt")
+
+
 def move_to_error(src: SourceFile, report: ErrorReport) -> Path:
-    """Move the source into its Error folder with a reason file beside it."""
-    folder = relative_folder(src, src.error_dir)
-    target = move_no_overwrite(src.path, folder)
-    atomic_write_text(
-        target.with_name(target.name + ".error.txt"), report.render(src), sync_dir=False
-    )
+    """Move the source into its Error folder with a reason file beside it.
+
+    The reason is written first, under the name the source is about to get: a
+    crash in between leaves the source in the watch folder (handled again at the
+    next start, rewriting the reason), never a file in Error without its reason.
+    """
+    folder = ensure_private_dir(relative_folder(src, src.error_dir))
+    planned = unique_path(folder, src.path.name)
+    atomic_write_text(_reason_path(planned), report.render(src), sync_dir=False)
+    try:
+        target = move_no_overwrite(src.path, folder, planned.name)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            _reason_path(planned).unlink()
+        raise
+    if target != planned:  # the name was taken meanwhile: the reason follows the file
+        os.replace(_reason_path(planned), _reason_path(target))
     remove_marker(src)
     return target
 
@@ -174,8 +190,9 @@ def zip_sources(
     """Add ``sources`` to today's archive in ``done_dir``, crash-safely; returns the archive.
 
     A source already in the archive with the same name, size and CRC (a
-    post action redone after a crash) is not added twice. The caller deletes
-    the sources afterwards.
+    post action redone after a crash) is not added twice. The caller fsyncs
+    ``done_dir`` and only then deletes the sources, so a power cut never leaves
+    the sources gone and the archive's rename lost.
     """
     ensure_private_dir(done_dir)
     day = day or datetime.now().astimezone().strftime("%Y-%m-%d")

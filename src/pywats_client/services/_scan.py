@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pywats_client.core.config import ClientConfig
+from pywats_client.errors import ConfigError
 
 __all__ = ["FilterRules", "WatchRoot", "build_roots", "root_for", "scan_root"]
 
@@ -71,12 +72,27 @@ class WatchRoot:
 
 
 def build_roots(config: ClientConfig) -> list[WatchRoot]:
-    """Watch roots of ``config``, each excluding every Done/Error/queue folder and nested root."""
+    """Watch roots of ``config``, each excluding every Done/Error/queue folder and nested root.
+
+    Raises :class:`ConfigError` when a Done or Error folder is a watch folder:
+    the sources moved there would be taken and moved again without end.
+    """
     watch_dirs = list(dict.fromkeys(config.watch_dirs))
+    watched = {_key(w): w for w in watch_dirs}
     special: set[str] = {_key(config.queue_dir)}
     for watch in watch_dirs:
-        special.add(_key(config.done_dir_for(watch)))
-        special.add(_key(config.error_dir_for(watch)))
+        for key, folder in (
+            ("done_path", config.done_dir_for(watch)),
+            ("error_path", config.error_dir_for(watch)),
+        ):
+            if _key(folder) in watched:
+                raise ConfigError(
+                    f"{folder} is a watch folder; sources moved there would be taken "
+                    "again and again. Use a folder outside watch_paths (or leave it "
+                    "unset for a Done/Error folder inside each watch folder)",
+                    key=key,
+                )
+            special.add(_key(folder))
     roots = []
     for watch in watch_dirs:
         nested = {_key(other) for other in watch_dirs if other != watch}

@@ -268,19 +268,6 @@ class FileWatcher:
         return self._paused
 
     @property
-    def waiting(self) -> int:
-        """Files seen but not ready yet."""
-        return len(self._tracker)
-
-    @property
-    def ready_count(self) -> int:
-        return len(self._ready)
-
-    @property
-    def claimed_count(self) -> int:
-        return len(self._claimed)
-
-    @property
     def problems(self) -> list[str]:
         """Current problems (missing folder, dead observer), for the status warnings."""
         return list(self._problems.values())

@@ -7,10 +7,12 @@ each source moved, deleted, kept or zipped. A crash anywhere leaves the source
 in the watch folder; converting it again gives the same report ids, and on
 recovery ids the queue already holds are not enqueued twice.
 
-Files that were being converted when the worker died get a crash count; on
-the next start they are converted one at a time, so a file that kills the
-worker is identified, and after a second crash it is quarantined to the error
-folder instead of crash-looping the station.
+Files that were inside a converter when the worker died get a crash count
+(each conversion is marked in the journal as it starts and ends, so files of
+the batch that were waiting or already done are not blamed); on the next start
+they are converted one at a time, so a file that kills the worker is
+identified, and after a second crash it is quarantined to the error folder
+instead of crash-looping the station.
 """
 
 from __future__ import annotations
@@ -176,11 +178,14 @@ class IntakePipeline:
         self._stuck_limit = stuck_limit
         self._zip_limit = zip_limit
         self._retry_delay = enqueue_retry_delay
+        self._converter = converter
         self._runner: ConvertRunner[ConversionLike] = ConvertRunner(
-            converter.convert, workers=workers, timeout=config.converter_timeout
+            self._convert_marked, workers=workers, timeout=config.converter_timeout
         )
         folder = config.queue_dir / "intake"
         self._journal = BatchJournal(folder)
+        #: Batch journal of each source being converted (read by converter threads).
+        self._journal_of: dict[Path, Path] = {}
         self._crashes: CrashCounts | None = None
         self._processed: ProcessedJournal | None = None
         self._folder = folder
@@ -188,6 +193,8 @@ class IntakePipeline:
         self._stop_taking = asyncio.Event()
         self._abort = asyncio.Event()
         self._suspects: list[SourceFile] = []
+        #: Converted before the crash but maybe not (fully) queued: redone, not blamed.
+        self._rerun: list[SourceFile] = []
         self._queued_before: set[str] = set()
         self._next_pending_retry = 0.0
         self._commit: asyncio.Task[None] | None = None
@@ -212,10 +219,10 @@ class IntakePipeline:
         """Deal with what a previous run left (journals, crash suspects) before intake starts."""
         if self._crashes is None:
             await asyncio.to_thread(self.load_journals)
-        self._suspects = await asyncio.to_thread(self._recover_blocking)
-        for src in self._suspects:
+        self._suspects, self._rerun = await asyncio.to_thread(self._recover_blocking)
+        for src in self._suspects + self._rerun:
             self.watcher.claim(src.path)
-        if self._suspects:
+        if self._suspects or self._rerun:
             # Ids queued by the run that crashed, taken before the uploader starts: a
             # report uploaded (and so gone from the queue) since is still not re-queued.
             self._queued_before = await asyncio.to_thread(self._queued_ids)
@@ -260,14 +267,18 @@ class IntakePipeline:
     def abandoned(self) -> int:
         return self._runner.abandoned
 
-    @property
-    def stuck_threads(self) -> int:
-        return self._runner.stuck
-
     # --- main loop ------------------------------------------------------------------
 
     async def _run(self) -> None:
         try:
+            while self._rerun and not self._stop_taking.is_set():
+                batch, self._rerun = (
+                    self._rerun[: self._batch_size],
+                    self._rerun[self._batch_size :],
+                )
+                staged = await self._convert_stage(batch, recovering=True)
+                if staged is not None:
+                    await self._commit_stage(staged)
             while self._suspects and not self._stop_taking.is_set():
                 staged = await self._convert_stage([self._suspects.pop(0)], recovering=True)
                 if staged is not None:
@@ -355,8 +366,16 @@ class IntakePipeline:
     ) -> _Staged | None:
         """Journal the batch (one fsync), then convert it; None if a stop interrupted it."""
         self.stats.taken += len(batch)
-        todo, results, journal = await asyncio.to_thread(self._begin_batch, batch)
-        converted = await self._convert_all(todo)
+        try:
+            todo, results, journal = await asyncio.to_thread(self._begin_batch, batch, recovering)
+        except OSError as exc:  # the journal cannot be written (disk full): hold, retry
+            await self._enqueue_failed(batch, None, exc)
+            return None
+        try:
+            converted = await self._convert_all(todo)
+        finally:
+            for src in todo:
+                self._journal_of.pop(src.path, None)
         if converted is None:  # graceful stop while converting: sources stay for next time
             if journal is not None:
                 await asyncio.to_thread(self._journal.abort, journal)
@@ -391,12 +410,26 @@ class IntakePipeline:
         self._check_stuck()
 
     def _begin_batch(
-        self, batch: list[SourceFile]
+        self, batch: list[SourceFile], recovering: bool = False
     ) -> tuple[list[SourceFile], list[_Done], Path | None]:
         """Blocking first step: refusals and unchanged kept files out, the rest journaled."""
         todo, results = self._prefilter(batch)
-        journal = self._journal.begin(todo) if todo else None
+        journal = self._journal.begin(todo, recovering=recovering) if todo else None
+        if journal is not None:
+            for src in todo:
+                self._journal_of[src.path] = journal
         return todo, results, journal
+
+    def _convert_marked(self, path: Path) -> ConversionLike:
+        """Convert in a converter thread, marking start and end in the batch journal."""
+        journal = self._journal_of.get(path)
+        if journal is not None:
+            self._journal.mark(journal, path, "start")
+        try:
+            return self._converter.convert(path)
+        finally:
+            if journal is not None:
+                self._journal.mark(journal, path, "end")
 
     def _commit_blocking(self, staged: _Staged) -> _Finished:
         """Blocking second step: enqueue (durable), journal it, post actions."""
@@ -407,7 +440,12 @@ class IntakePipeline:
             raise _EnqueueFailed(exc) from exc
         if journal is not None:
             outcomes = {d.src.path: ("queued" if d.error is None else "error") for d in results}
-            self._journal.converted(journal, outcomes)
+            try:
+                self._journal.converted(journal, outcomes)
+            except OSError as exc:
+                # Safe to go on: after a crash, recovery converts the sources again and
+                # skips the ids the queue already holds.
+                log.warning("cannot record the queued batch in %s: %s", journal, exc)
         return self._finish(results, journal)
 
     def _prefilter(self, batch: list[SourceFile]) -> tuple[list[SourceFile], list[_Done]]:
@@ -436,8 +474,7 @@ class IntakePipeline:
             return False
         if sha != entry.sha256:
             return False
-        with self._processed_lock:
-            self._processed.add([ProcessedEntry(str(src.path), src.size, src.mtime_ns, sha)])
+        self._record_processed([ProcessedEntry(str(src.path), src.size, src.mtime_ns, sha)])
         return True
 
     async def _convert_all(self, todo: list[SourceFile]) -> list[_Done] | None:
@@ -459,12 +496,14 @@ class IntakePipeline:
 
     def _judge(self, src: SourceFile, outcome: ConvertOutcome[ConversionLike]) -> _Done:
         if outcome.timed_out:
+            detail = f"where the converter was stuck:\n{outcome.stack}" if outcome.stack else None
             return _Done(
                 src,
                 error=ErrorReport(
                     f"the converter did not finish within converter_timeout "
                     f"({self.config.converter_timeout:g} s) and was abandoned; raise "
-                    "converter_timeout if such files are legitimately slow"
+                    "converter_timeout if such files are legitimately slow",
+                    detail=detail,
                 ),
             )
         if outcome.error is not None:
@@ -553,7 +592,7 @@ class IntakePipeline:
             self.stats.last_error = reason if reason.startswith(name) else f"{name}: {reason}"
             log.warning("%s -> %s: %s", done.src.path, target, done.error.reason)
         self.stats.converted += sum(1 for d in results if d.conversion is not None)
-        fsync_dirs(dirs)
+        self._sync_dirs(dirs)
         if journal is not None:
             self._journal.end(journal)
         return _Finished(unreleased, changed)
@@ -573,9 +612,15 @@ class IntakePipeline:
                     self._note(f"cannot add to the archive in {done_dir}: {exc}")
                     failed += [self._entry(s, shas, action) for s in group]
                     continue
-                dirs.append(done_dir)
+                # The archive's rename must be durable before any source is deleted.
+                self._sync_dirs([done_dir])
                 for src in group:
-                    delete_source(src)
+                    try:
+                        delete_source(src)
+                    except OSError as exc:  # archived; redoing the zip will not add it twice
+                        self._note(f"cannot delete {src.path} after archiving it: {exc}")
+                        failed.append(self._entry(src, shas, action))
+                        continue
                     dirs.append(src.path.parent)
         else:
             for src in ok:
@@ -591,10 +636,23 @@ class IntakePipeline:
                 except OSError as exc:
                     self._note(f"cannot {action} {src.path}: {exc}; retrying later")
                     failed.append(self._entry(src, shas, action))
-        if self._processed is not None:
-            with self._processed_lock:
-                self._processed.add(kept + failed)
+        self._record_processed(kept + failed)
         self.stats.post_action_failures += len(failed)
+
+    def _record_processed(self, entries: list[ProcessedEntry]) -> None:
+        """Note kept files and post actions to redo; a failure (disk full) is reported only.
+
+        The reports are already queued: without the note a kept file is at worst
+        converted again later under the same report ids, which is better than
+        stopping the station.
+        """
+        if self._processed is None or not entries:
+            return
+        try:
+            with self._processed_lock:
+                self._processed.add(entries)
+        except OSError as exc:
+            self._note(f"cannot record {len(entries)} processed file(s): {exc}")
 
     @staticmethod
     def _entry(src: SourceFile, shas: dict[Path, str], pending: str | None) -> ProcessedEntry:
@@ -605,6 +663,23 @@ class IntakePipeline:
     def _note(self, message: str) -> None:
         log.warning("%s", message)
         self.stats.last_error = message
+
+    def _sync_dirs(self, dirs: list[Path]) -> None:
+        """fsync the watch-side folders touched by post actions (blocking).
+
+        The reports are already durable in the queue, so a folder that cannot be
+        fsync'd (some network and FUSE file systems answer EINVAL) is reported
+        once and otherwise ignored rather than stopping the station.
+        """
+        try:
+            fsync_dirs(dirs)
+        except OSError as exc:
+            if "fsync" not in self.stats.warnings:
+                log.warning("cannot fsync folders of the watch side (%s); going on", exc)
+            self.stats.warnings["fsync"] = (
+                f"folder fsync not supported here ({exc.strerror or exc}): moves into "
+                "Done/Error may not survive a power cut; reports are safe in the queue"
+            )
 
     def _check_stuck(self) -> None:
         stuck = self._runner.stuck
@@ -639,11 +714,14 @@ class IntakePipeline:
             self._post_action([src], {path: entry.sha256}, dirs)
             if self.stats.post_action_failures == before:
                 done.append(path)
-                fsync_dirs(dirs)
+                self._sync_dirs(dirs)
             else:
                 self.stats.post_action_failures = before  # still failing: counted once
-        with self._processed_lock:
-            self._processed.remove(done)
+        try:
+            with self._processed_lock:
+                self._processed.remove(done)
+        except OSError as exc:  # they stay pending; redoing them is harmless
+            self._note(f"cannot update {self._processed.path}: {exc}")
 
     def _source_for(self, path: Path, size: int, mtime_ns: int) -> SourceFile | None:
         """A SourceFile for ``path`` if it still exists unchanged and belongs to a watch root."""
@@ -663,21 +741,32 @@ class IntakePipeline:
 
     # --- recovery ----------------------------------------------------------------------
 
-    def _recover_blocking(self) -> list[SourceFile]:
-        """Handle journals of a previous run; returns the crash suspects to convert one by one."""
+    def _recover_blocking(self) -> tuple[list[SourceFile], list[SourceFile]]:
+        """Handle journals of a previous run.
+
+        Returns the crash suspects (converted one by one) and the files converted
+        before the crash whose reports may be queued already (converted again,
+        duplicates skipped, not blamed).
+        """
         assert self._crashes is not None and self._processed is not None
         sweep_zip_temps([root.done_dir for root in self.watcher.roots])
         redo: list[SourceFile] = []
+        rerun: list[SourceFile] = []
         for batch in self._journal.pending():
             if batch.outcomes is None and not batch.aborted:
                 alive = [s for s in batch.files if _unchanged(s)]
-                if alive:
+                # In a redo after a crash, a file that left its converter is to blame
+                # too: its reports may be what kills the worker while being queued.
+                guilty = batch.started if batch.recovering else batch.started - batch.ended
+                blamed = [s for s in alive if str(s.path) in guilty]
+                rerun += [s for s in alive if str(s.path) in batch.ended - guilty]
+                if blamed:
                     log.warning(
-                        "the previous run died while converting %d file(s); "
-                        "converting them one at a time",
-                        len(alive),
+                        "the previous run died while converting %s; converting %s one at a time",
+                        ", ".join(s.path.name for s in blamed),
+                        "it" if len(blamed) == 1 else "them",
                     )
-                self._crashes.bump(alive, batch.journal.name)
+                self._crashes.bump(blamed, batch.journal.name)
             elif batch.outcomes is not None:
                 redo += [
                     s
@@ -693,7 +782,7 @@ class IntakePipeline:
                 with contextlib.suppress(OSError):
                     shas[src.path] = _sha256(src.path)
             self._post_action(redo, shas, dirs)
-            fsync_dirs(dirs)
+            self._sync_dirs(dirs)
         suspects = []
         quarantined = []
         for src, count in self._crashes.suspects():
@@ -708,10 +797,10 @@ class IntakePipeline:
                 )
                 try:
                     target = move_to_error(src, ErrorReport(reason))
-                    fsync_dirs([target.parent, src.path.parent])
                 except OSError as exc:
                     self._note(f"cannot quarantine {src.path}: {exc}")
                     continue
+                self._sync_dirs([target.parent, src.path.parent])
                 log.error("%s quarantined to %s: %s", src.path, target, reason)
                 self.stats.quarantined += 1
                 self.stats.errored += 1
@@ -721,8 +810,13 @@ class IntakePipeline:
                 suspects.append(src)
         self._crashes.forget(quarantined)
         if self._processed is not None and len(self._processed):
-            self._processed.compact(drop_missing=True)
-        return suspects
+            try:
+                self._processed.compact(drop_missing=True)
+            except OSError as exc:  # e.g. disk full: only a tidy-up, start anyway
+                log.warning("cannot compact %s: %s", self._processed.path, exc)
+        blamed_paths = {s.path for s in suspects} | set(quarantined)
+        rerun = list({s.path: s for s in rerun if s.path not in blamed_paths}.values())
+        return suspects, rerun
 
 
 def _unchanged(src: SourceFile) -> bool:

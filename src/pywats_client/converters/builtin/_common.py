@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from pywats_client.models import UURReport, UUTReport, parse_report
 __all__ = [
     "XML_MAX_SIZE",
     "XmlConverter",
+    "build_reports",
     "check_settings",
     "file_mtime",
     "load_xml",
@@ -68,6 +70,32 @@ def unique_ids(
             raise converter.error(f"reports {seen[key]} and {index} have the same id {key}", path)
         seen[key] = index
     return reports
+
+
+def build_reports(
+    converter: BaseConverter,
+    path: Path,
+    elements: Sequence[ET.Element],
+    label: str,
+    build: Callable[[ET.Element], dict[str, Any]],
+    invalid: type[Exception],
+) -> list[UUTReport | UURReport]:
+    """One validated report per XML element (several units in one file).
+
+    ``build`` turns an element into WSJF-shaped data and raises ``invalid`` with
+    the reason; errors name the element (``<label> <index>``) when there are
+    several, and a report without a start time gets the file's mtime.
+    """
+    reports = []
+    for index, element in enumerate(elements):
+        where = f"{label} {index}" if len(elements) > 1 else ""
+        try:
+            data = build(element)
+        except invalid as exc:
+            raise converter.error(f"{where + ': ' if where else ''}{exc}", path) from None
+        data.setdefault("start", file_mtime(path))
+        reports.append(validated(converter, path, data, where))
+    return unique_ids(converter, path, reports)
 
 
 def check_settings(name: str, settings: Any, allowed: dict[str, type | tuple[type, ...]]) -> None:

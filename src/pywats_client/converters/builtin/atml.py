@@ -28,14 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from pywats_client.converters._steps import MAX_STEP_DEPTH
-from pywats_client.converters._text import file_mtime
 from pywats_client.converters._values import parse_datetime, parse_float
 from pywats_client.converters._xml import attr, child, children, local_name, text_of
 from pywats_client.converters.builtin._common import (
     XmlConverter,
+    build_reports,
     load_xml,
-    unique_ids,
-    validated,
 )
 from pywats_client.models import UURReport, UUTReport
 
@@ -217,16 +215,7 @@ class AtmlConverter(XmlConverter):
             )
         if not elements:
             raise self.error("<TestResultsCollection> holds no <TestResults>", file_path)
-        reports = []
-        for index, element in enumerate(elements):
-            where = f"TestResults {index}" if len(elements) > 1 else ""
-            try:
-                data = self._report(element)
-            except _Bad as exc:
-                raise self.error(f"{where + ': ' if where else ''}{exc}", file_path) from None
-            data.setdefault("start", file_mtime(file_path))
-            reports.append(validated(self, file_path, data, where))
-        return unique_ids(self, file_path, reports)
+        return build_reports(self, file_path, elements, "TestResults", self._report, _Bad)
 
     def _report(self, results: ET.Element) -> dict[str, Any]:
         report: dict[str, Any] = {"type": "T"}

@@ -26,7 +26,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pywats_client.converters._steps import build_step, derive_comp_op, sequence_status
+from pywats_client.converters._steps import (
+    NUMERIC_OPS,
+    build_step,
+    derive_comp_op,
+    sequence_status,
+)
 from pywats_client.converters._text import decode_text, file_mtime
 from pywats_client.converters._values import (
     parse_datetime,
@@ -81,24 +86,6 @@ DEFAULT_COLUMNS: dict[str, tuple[str, ...]] = {
     "group": ("group", "sequence", "section"),
 }
 _DELIMITERS = (",", ";", "\t", "|")
-_NUMERIC_OPS = {
-    "LOG",
-    "EQ",
-    "NE",
-    "LT",
-    "LE",
-    "GT",
-    "GE",
-    "GTLT",
-    "GTLE",
-    "GELT",
-    "GELE",
-    "LTGT",
-    "LTGE",
-    "LEGT",
-    "LEGE",
-    "EQT",
-}
 #: Most steps (rows) accepted in one file.
 MAX_ROWS = 100_000
 
@@ -393,7 +380,7 @@ class CsvConverter(BaseConverter):
             spec["value"] = value
         comp = cell.get("comp", "").upper()
         if comp:
-            if isinstance(value, float) and comp not in _NUMERIC_OPS:
+            if isinstance(value, float) and comp not in NUMERIC_OPS:
                 raise _Bad(f"line {line_no}: comparison {comp!r} is not known")
             spec["comp"] = comp
         spec.update({k: v for k, v in (("low", low), ("high", high)) if v is not None})

@@ -18,7 +18,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from pywats_client.converters._steps import MAX_STEP_DEPTH, derive_comp_op, sequence_status
+from pywats_client.converters._steps import (
+    MAX_STEP_DEPTH,
+    NUMERIC_OPS,
+    STRING_OPS,
+    derive_comp_op,
+    sequence_status,
+)
 from pywats_client.converters._text import decode_text
 from pywats_client.converters._values import parse_datetime, parse_float, parse_int
 from pywats_client.converters.base import BaseConverter
@@ -80,25 +86,6 @@ _STEP_STATUS: dict[str, StepStatus] = {
 }
 _PASS_VALUES = {"true": "P", "1": "P", "pass": "P", "passed": "P"}
 _FAIL_VALUES = {"false": "F", "0": "F", "fail": "F", "failed": "F"}
-_NUMERIC_OPS = {
-    "LOG",
-    "EQ",
-    "NE",
-    "LT",
-    "LE",
-    "GT",
-    "GE",
-    "GTLT",
-    "GTLE",
-    "GELT",
-    "GELE",
-    "LTGT",
-    "LTGE",
-    "LEGT",
-    "LEGE",
-    "EQT",
-}
-_STRING_OPS = {"LOG", "CASESENSIT", "IGNORECASE", "EQ", "NE"}
 _STEP_TYPES = (
     "SequenceCall",
     "EndSequenceCall",
@@ -399,7 +386,7 @@ class WatsTextConverter(BaseConverter):
         if kind == "StringValueTest":
             limit = col["LowLimit"] or None
             op = col["CompOperator"].upper() or ("CASESENSIT" if limit is not None else "LOG")
-            if op not in _STRING_OPS:
+            if op not in STRING_OPS:
                 raise _LineError(line_no, f"CompOperator {op!r} is not a string comparison")
             meas: dict[str, Any] = {"value": col["Value"], "compOp": op, "limit": limit}
             if col["MeasureName"]:
@@ -422,7 +409,7 @@ class WatsTextConverter(BaseConverter):
         low = _number(col["LowLimit"], line_no, "LowLimit")
         high = _number(col["HighLimit"], line_no, "HighLimit")
         op = col["CompOperator"].upper() or derive_comp_op(low, high)
-        if op not in _NUMERIC_OPS:
+        if op not in NUMERIC_OPS:
             raise _LineError(line_no, f"CompOperator {col['CompOperator']!r} is not known")
         if op in {"EQ", "NE", "LT", "LE", "GT", "GE"} and low is None and high is not None:
             low, high = high, None

@@ -49,6 +49,10 @@ class WsjfConverter(BaseConverter):
             ) from None
         except RecursionError:
             raise self.error("JSON is nested too deeply", file_path) from None
+        except ValueError:  # an integer of more than sys.get_int_max_str_digits() digits
+            raise self.error(
+                "holds a number too long to read (thousands of digits)", file_path
+            ) from None
         items = data if isinstance(data, list) else [data]
         if not items:
             raise self.error("holds an empty JSON list: no report", file_path)

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from pywats_client.converters._steps import MAX_STEP_DEPTH
-from pywats_client.converters._text import file_mtime
 from pywats_client.converters._values import (
     parse_bool,
     parse_datetime,
@@ -25,9 +24,8 @@ from pywats_client.converters._values import (
 from pywats_client.converters._xml import attr, child, children, local_name, text_of
 from pywats_client.converters.builtin._common import (
     XmlConverter,
+    build_reports,
     load_xml,
-    unique_ids,
-    validated,
 )
 from pywats_client.models import UURReport, UUTReport
 
@@ -121,16 +119,7 @@ class WsxfConverter(XmlConverter):
             )
         if not elements:
             raise self.error("<Reports> holds no <Report>", file_path)
-        reports = []
-        for index, element in enumerate(elements):
-            where = f"report {index}" if len(elements) > 1 else ""
-            try:
-                data = self._report(element)
-            except _Bad as exc:
-                raise self.error(f"{where + ': ' if where else ''}{exc}", file_path) from None
-            data.setdefault("start", file_mtime(file_path))
-            reports.append(validated(self, file_path, data, where))
-        return unique_ids(self, file_path, reports)
+        return build_reports(self, file_path, elements, "report", self._report, _Bad)
 
     # --- header -----------------------------------------------------------
 
