@@ -105,3 +105,25 @@ def standin_factory(tmp_path: Path) -> Iterator[Callable[..., PrivateStandin]]:
     for server in made:
         server.stop()
         server.close()
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """Undo what a test's ``configure_logging`` did to the root logger.
+
+    Without this, one test's INFO level and file handlers leak into every later
+    test (log records then pile up in pytest's capture and skew memory checks).
+    """
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    chatty = {name: logging.getLogger(name).level for name in ("httpx", "httpcore")}
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+            handler.close()
+    root.setLevel(level)
+    for name, old in chatty.items():
+        logging.getLogger(name).setLevel(old)

@@ -11,7 +11,6 @@ import stat
 import subprocess
 import sys
 import time
-import tracemalloc
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +25,7 @@ from pywats_client.queue import NewReport, QueueItem, QueueStore
 from pywats_client.queue import _files as queue_files
 from pywats_client.queue._envelope import CorruptQueueFile, Envelope, decode_item, encode_item
 from pywats_client.queue._names import make_name
+from tests.helpers import wait_until
 
 IS_POSIX = sys.platform != "win32"
 
@@ -145,13 +145,12 @@ def test_retry_later_persists_attempts_and_due_time_across_restart(tmp_path: Pat
     assert wait is not None and 0 < wait <= 0.6
 
     restarted = QueueStore(tmp_path / "q")
-    deadline = time.monotonic() + 5
-    again = None
-    while again is None or again.report["sn"] != "SN000001":
-        assert time.monotonic() < deadline, "retried report never became due"
-        again = restarted.claim()
-        if again is None:
-            time.sleep(0.05)
+
+    def claim_the_retried() -> QueueItem | None:
+        item = restarted.claim()
+        return item if item is not None and item.report["sn"] == "SN000001" else None
+
+    again = wait_until(claim_the_retried, 15, message="the retried report to become due")
     assert again.envelope.attempts == 1
     assert again.envelope.last_error == "503 busy"
     assert again.envelope.last_status == 503
@@ -411,18 +410,26 @@ def test_large_backlog_first_claim_is_fast_and_memory_stays_bounded(tmp_path: Pa
     assert first is not None and first.report["n"] == 0
     assert elapsed < 2.0, f"first claim took {elapsed:.2f} s"
 
-    tracemalloc.start()  # slows Python down: measured apart from the time
-    fresh = QueueStore(q)
-    for _ in range(3000):
-        item = fresh.claim()
-        assert item is not None
-        fresh.complete(item)
-    fresh.flush()
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
+    # tracemalloc counts every thread's allocations, and threads other tests left
+    # running would skew the peak: measure in a fresh interpreter.
+    script = (
+        "import sys, tracemalloc\n"
+        "from pathlib import Path\n"
+        "from pywats_client.queue import QueueStore\n"
+        "tracemalloc.start()\n"
+        "fresh = QueueStore(Path(sys.argv[1]))\n"
+        "for _ in range(3000):\n"
+        "    fresh.complete(fresh.claim())\n"
+        "fresh.flush()\n"
+        "print(tracemalloc.get_traced_memory()[1], fresh.counts().pending)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(q)], capture_output=True, text=True, check=True
+    )
+    peak, pending = map(int, out.stdout.split())
     # 20,000 names alone would take more than 2 MB; the window keeps at most 2,048
     assert peak < 2 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"
-    assert fresh.counts().pending == 20_000 - 3000
+    assert pending == 20_000 - 3000
 
 
 # --- the file format ---------------------------------------------------------------------
