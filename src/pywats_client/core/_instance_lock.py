@@ -1,21 +1,15 @@
-"""One worker per instance: an OS file lock on the queue folder plus a pid sidecar.
+"""One worker per instance: ``<queue>/instance.lock`` plus a pid sidecar.
 
-The lock (``<queue>/instance.lock``, a real OS lock via filelock, never the
-soft variant) is what keeps a second worker off the same queue; the pid file
-only lets the refusal name the holder. The OS drops the lock when its holder
-dies, even by SIGKILL, so a stale lock never blocks a restart.
+The lock is what keeps a second worker off the same queue; the pid file only
+lets the refusal name the holder (see :mod:`pywats_client._pidlock`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 from pathlib import Path
-from typing import Any
 
-import filelock
-
-from pywats_client._fsutil import atomic_write_text, ensure_private_dir
+from pywats_client._fsutil import ensure_private_dir
+from pywats_client._pidlock import PidLock, read_pid
 from pywats_client.core.config import ClientConfig
 from pywats_client.errors import ConfigError, InstanceLockedError
 
@@ -27,30 +21,16 @@ PID_NAME = "instance.pid"
 
 def read_holder_pid(queue_dir: Path) -> int | None:
     """The pid written by the lock holder, or None if missing or garbled."""
-    try:
-        return int((queue_dir / PID_NAME).read_text(encoding="ascii").split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
+    return read_pid(queue_dir / PID_NAME)
 
 
-def _file_lock(path: Path) -> filelock.FileLock:
-    # mode: owner-only, like every file of the queue and state folders
-    kwargs: dict[str, Any] = {"timeout": 0, "thread_local": False, "mode": 0o600}
-    try:  # newer filelock may fall back to a soft lock silently: refuse that
-        return filelock.FileLock(path, fallback_to_soft=False, **kwargs)
-    except TypeError:
-        return filelock.FileLock(path, **kwargs)
-
-
-class InstanceLock:
+class InstanceLock(PidLock):
     """Held while an instance runs; :meth:`release` (or ``with``) gives it up."""
 
     def __init__(self, config: ClientConfig) -> None:
+        super().__init__(config.queue_dir / LOCK_NAME, config.queue_dir / PID_NAME)
         self.queue_dir = config.queue_dir
         self.instance_name = config.instance_name
-        self.lock_path = self.queue_dir / LOCK_NAME
-        self.pid_path = self.queue_dir / PID_NAME
-        self._lock: filelock.FileLock | None = None
 
     def acquire(self) -> InstanceLock:
         try:
@@ -61,34 +41,17 @@ class InstanceLock:
                 "fix queue_path or the folder's permissions",
                 key="queue_path",
             ) from None
-        lock = _file_lock(self.lock_path)
-        try:
-            lock.acquire()
-        except filelock.Timeout:
-            pid = read_holder_pid(self.queue_dir)
-            holder = f"pid {pid}" if pid is not None else "another process"
-            raise InstanceLockedError(
-                f"instance {self.instance_name!r} is already running ({holder} holds "
-                f"{self.lock_path}); stop that process first, or give this config its own "
-                "queue_path",
-                holder_pid=pid,
-            ) from None
-        self._lock = lock
-        atomic_write_text(self.pid_path, f"{os.getpid()}\n")
+        self.take(self._refused)
         return self
 
-    @property
-    def held(self) -> bool:
-        return self._lock is not None
-
-    def release(self) -> None:
-        if self._lock is None:
-            return
-        with contextlib.suppress(OSError):
-            if read_holder_pid(self.queue_dir) == os.getpid():
-                self.pid_path.unlink()
-        self._lock.release()
-        self._lock = None
+    def _refused(self, pid: int | None) -> InstanceLockedError:
+        holder = f"pid {pid}" if pid is not None else "another process"
+        return InstanceLockedError(
+            f"instance {self.instance_name!r} is already running ({holder} holds "
+            f"{self.lock_path}); stop that process first, or give this config its own "
+            "queue_path",
+            holder_pid=pid,
+        )
 
     def __enter__(self) -> InstanceLock:
         return self if self.held else self.acquire()
