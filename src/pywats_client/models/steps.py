@@ -262,46 +262,46 @@ class SequenceCallStep(Step):
     steps: list[AnyStep] = Field(default_factory=list)
 
 
-class NumericLimitStep(Step):
+class _MeasuredStep(Step):
+    """A step whose measurements give its default stepType (one/several) and status."""
+
+    #: (python name, JSON name, single stepType, multiple stepType, measurement model)
+    _measurements: ClassVar[tuple[str, str, str, str, type[BaseModel]]]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive(cls, data: Any) -> Any:
+        return _derive_multi_step(data, *cls._measurements)
+
+
+class NumericLimitStep(_MeasuredStep):
     """``ET_NLT`` (one measurement) or ``ET_MNLT`` (several)."""
 
+    _measurements: ClassVar[tuple[str, str, str, str, type[BaseModel]]] = (
+        "numeric_meas", "numericMeas", "ET_NLT", "ET_MNLT", NumericMeasurement
+    )  # fmt: skip
     step_type: Literal["ET_NLT", "ET_MNLT"] = "ET_NLT"
     numeric_meas: list[NumericMeasurement] = Field(min_length=1)
 
-    @model_validator(mode="before")
-    @classmethod
-    def _derive(cls, data: Any) -> Any:
-        return _derive_multi_step(
-            data, "numeric_meas", "numericMeas", "ET_NLT", "ET_MNLT", NumericMeasurement
-        )
 
-
-class PassFailStep(Step):
+class PassFailStep(_MeasuredStep):
     """``ET_PFT`` (one) or ``ET_MPFT`` (several pass/fail results)."""
 
+    _measurements: ClassVar[tuple[str, str, str, str, type[BaseModel]]] = (
+        "boolean_meas", "booleanMeas", "ET_PFT", "ET_MPFT", BooleanMeasurement
+    )  # fmt: skip
     step_type: Literal["ET_PFT", "ET_MPFT"] = "ET_PFT"
     boolean_meas: list[BooleanMeasurement] = Field(min_length=1)
 
-    @model_validator(mode="before")
-    @classmethod
-    def _derive(cls, data: Any) -> Any:
-        return _derive_multi_step(
-            data, "boolean_meas", "booleanMeas", "ET_PFT", "ET_MPFT", BooleanMeasurement
-        )
 
-
-class StringValueStep(Step):
+class StringValueStep(_MeasuredStep):
     """``ET_SVT`` (one) or ``ET_MSVT`` (several string comparisons)."""
 
+    _measurements: ClassVar[tuple[str, str, str, str, type[BaseModel]]] = (
+        "string_meas", "stringMeas", "ET_SVT", "ET_MSVT", StringMeasurement
+    )  # fmt: skip
     step_type: Literal["ET_SVT", "ET_MSVT"] = "ET_SVT"
     string_meas: list[StringMeasurement] = Field(min_length=1)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _derive(cls, data: Any) -> Any:
-        return _derive_multi_step(
-            data, "string_meas", "stringMeas", "ET_SVT", "ET_MSVT", StringMeasurement
-        )
 
 
 class XYChartStep(Step):
