@@ -8,13 +8,13 @@ the socket listens. Runs until SIGTERM/SIGINT (Ctrl+C or Ctrl+Break on Windows).
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import logging
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from pywats_client._net import is_loopback
 from pywats_client.cli._output import EXIT_FAILED, EXIT_OK, error
 
 __all__ = ["register"]
@@ -66,15 +66,6 @@ def _say(line: str) -> None:
     sys.stdout.flush()
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _handle(args: argparse.Namespace) -> int:
     from pywats_client.standin import TOKEN_ENV_VAR, StandinServer, run
 
@@ -85,7 +76,7 @@ def _handle(args: argparse.Namespace) -> int:
         if server.token_generated:
             _say(f"token: {server.token}")
         _say(f"data: {server.data_dir}")
-        if not _is_loopback(args.host):
+        if not is_loopback(args.host):
             _say(f"warning: {args.host} is reachable from the network; use 127.0.0.1 unless needed")
         _say(f"listening on {server.url}")
 

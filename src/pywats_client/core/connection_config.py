@@ -11,7 +11,6 @@ that speaks HTTP/1.1 with keep-alive. Standard proxy environment variables
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import ssl
 import urllib.request
@@ -22,6 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 import certifi
 import httpx
 
+from pywats_client._net import is_loopback
 from pywats_client._version import __version__
 from pywats_client.core.config import ClientConfig
 from pywats_client.errors import ConfigError
@@ -61,22 +61,13 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def network_warnings(config: ClientConfig) -> list[str]:
     """Risky network settings, worded for the operator (shown in log and status)."""
     warnings = []
     if not config.verify_tls:
         warnings.append(TLS_OFF_WARNING)
     parts = urlsplit(config.service_address)
-    if parts.scheme == "http" and not _is_loopback(parts.hostname or ""):
+    if parts.scheme == "http" and not is_loopback(parts.hostname or ""):
         warnings.append(
             f"service_address {config.service_address} uses http://: the API token and the "
             "reports travel unencrypted. Use the server's https:// address"
