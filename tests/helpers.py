@@ -48,7 +48,7 @@ async def async_wait_until(
     predicate: Callable[[], T | Awaitable[T]],
     timeout: float = 15.0,
     interval: float = 0.05,
-    message: str = "condition",
+    message: str | Callable[[], str] = "condition",
 ) -> T:
     """:func:`wait_until` for asyncio tests; ``predicate`` may be a coroutine function."""
     deadline = time.monotonic() + timeout
@@ -59,5 +59,6 @@ async def async_wait_until(
         if value:
             return value  # type: ignore[return-value]
         if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+            text = message() if callable(message) else message
+            raise AssertionError(f"timed out after {timeout} s waiting for {text}")
         await asyncio.sleep(interval)

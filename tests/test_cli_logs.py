@@ -88,8 +88,8 @@ def test_follow_prints_every_line_once_across_rotations(tmp_path: Path) -> None:
         for i in range(1, 120):
             writer.info("line %04d", i)
             if i % 10 == 0:  # give the follower a chance between rotations
-                wait_until(lambda n=i: f"line {n:04d}" in out.getvalue(), 10)
-        wait_until(lambda: "line 0119" in out.getvalue(), 10, message="the last line")
+                wait_until(lambda n=i: f"line {n:04d}" in out.getvalue(), 20)
+        wait_until(lambda: "line 0119" in out.getvalue(), 20, message="the last line")
     finally:
         done.set()
         follower.join(5)

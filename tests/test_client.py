@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import pytest
 from pywats_client.core import ClientConfig, WATSClient, acquire_instance_lock
 from pywats_client.errors import InstanceLockedError
 from tests._standin import StandinClient
+from tests.helpers import async_wait_until
 
 
 def wsjf(sn: str) -> dict[str, Any]:
@@ -56,10 +56,25 @@ def run(body: Callable[[], Awaitable[None]]) -> None:
 
 
 async def until(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what or predicate}"
-        await asyncio.sleep(0.05)
+    await async_wait_until(predicate, timeout, message=what or str(predicate))
+
+
+async def server_answers(standin: StandinClient, count: int) -> None:
+    """Wait until the server answered ``count`` more API requests.
+
+    With a short ``ping_interval`` these are the client's connection checks: the
+    yardstick for "the client ran on and still did not upload".
+    """
+
+    def requests() -> int:
+        return int(standin.stats()["requests"])
+
+    first = await asyncio.to_thread(requests)
+
+    async def enough() -> bool:
+        return await asyncio.to_thread(requests) >= first + count
+
+    await async_wait_until(enough, 20, message=f"{count} more requests answered by the server")
 
 
 def test_files_reach_the_server_and_the_snapshot_counts_them(
@@ -112,7 +127,7 @@ def test_server_away_keeps_reports_queued_and_sources_go_to_done(tmp_path: Path)
 
 
 def test_auto_submit_false_queues_without_uploading(tmp_path: Path, standin: StandinClient) -> None:
-    config = make_config(tmp_path, standin, auto_submit=False)
+    config = make_config(tmp_path, standin, auto_submit=False, ping_interval=0.2)
     drop(tmp_path / "in", "SN-1")
 
     async def body() -> None:
@@ -120,7 +135,7 @@ def test_auto_submit_false_queues_without_uploading(tmp_path: Path, standin: Sta
         await client.start()
         try:
             await until(lambda: client.snapshot().queued == 1, what="queued")
-            await asyncio.sleep(0.5)
+            await server_answers(standin, 3)  # connected and checking, yet not uploading
             snap = client.snapshot()
             assert snap.pending == 1 and snap.uploaded == 0 and snap.uploads == "disabled"
         finally:
@@ -131,7 +146,7 @@ def test_auto_submit_false_queues_without_uploading(tmp_path: Path, standin: Sta
 
 
 def test_pause_and_resume_uploads(tmp_path: Path, standin: StandinClient) -> None:
-    config = make_config(tmp_path, standin)
+    config = make_config(tmp_path, standin, ping_interval=0.2)
 
     async def body() -> None:
         client = WATSClient(config)
@@ -140,7 +155,7 @@ def test_pause_and_resume_uploads(tmp_path: Path, standin: StandinClient) -> Non
             client.pause_uploads()
             drop(tmp_path / "in", "SN-1")
             await until(lambda: client.snapshot().queued == 1, what="queued")
-            await asyncio.sleep(0.5)
+            await server_answers(standin, 3)  # connected and checking, yet not uploading
             assert client.snapshot().uploads == "paused"
             assert client.snapshot().uploaded == 0
             client.resume_uploads()
@@ -162,7 +177,10 @@ def test_stop_intake_leaves_new_files_in_place(tmp_path: Path, standin: StandinC
             await until(lambda: client.snapshot().uploaded == 1, what="first upload")
             client.stop_intake()
             drop(tmp_path / "in", "SN-2")
-            await asyncio.sleep(1.0)
+            intake = client.intake
+            assert intake is not None
+            # the intake loop winds down: from then on nothing can take SN-2
+            await until(lambda: not intake.running, what="the intake loop to end")
             snap = client.snapshot()
             assert snap.intake_paused and snap.converted == 1
             assert (tmp_path / "in" / "SN-2.json").exists()

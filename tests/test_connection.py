@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import Coroutine
@@ -24,13 +25,15 @@ class VersionServer:
     def __init__(self) -> None:
         self.mode = "up"  # up | refused | unauthorized | busy
         self.calls = 0
+        self.times: list[float] = []  # monotonic time of each check
         self.delay = 0.0
 
     async def handler(self, request: httpx.Request) -> httpx.Response:
         assert request.url.path == "/api/App/Version"
         self.calls += 1
+        self.times.append(time.monotonic())
         if self.delay:
-            await asyncio.sleep(self.delay)
+            await asyncio.sleep(self.delay)  # the scenario: a slow server
         if self.mode == "refused":
             exc = httpx.ConnectError("All connection attempts failed")
             exc.__cause__ = ConnectionRefusedError(111, "Connect call failed")
@@ -89,7 +92,9 @@ def test_disconnected_names_the_cause_and_reconnects_quickly() -> None:
         with pytest.raises(ServerUnavailableError, match="refused"):
             await conn.get_server_version()
         waiter = asyncio.create_task(conn.wait_connected())
-        await asyncio.sleep(0.3)
+        # the service goes on checking; none of its checks connects the waiter
+        checked = server.calls
+        await async_wait_until(lambda: server.calls >= checked + 3, 15, message="3 more checks")
         assert not waiter.done()
         server.mode = "up"
         back = time.monotonic()
@@ -108,14 +113,18 @@ def test_reconnect_backoff_grows_and_is_capped() -> None:
     config, api = make(server)
 
     async def main() -> None:
-        conn = ConnectionService(config, api, retry_min=0.05, retry_max=0.4)
+        conn = ConnectionService(config, api, retry_min=0.025, retry_max=0.2, min_check_gap=0)
         await conn.start()
-        await asyncio.sleep(1.5)
+        await async_wait_until(lambda: server.calls >= 9, 15, message="9 checks")
         await conn.stop()
 
     run(main())
-    # 0.05, 0.1, 0.2, 0.4, 0.4 ... -> about 6-8 checks in 1.5 s, far fewer than a busy loop
-    assert 4 <= server.calls <= 12
+    gaps = [later - earlier for earlier, later in itertools.pairwise(server.times[:9])]
+    # the n-th wait is 80-100 % of min(0.2, 0.025 * 2**(n-1)): 0.025, 0.05, 0.1, 0.2, 0.2 ...
+    ceilings = [min(0.2, 0.025 * 2**n) for n in range(len(gaps))]
+    assert all(gap >= 0.8 * c - 0.005 for gap, c in zip(gaps, ceilings, strict=True)), gaps
+    # capped: uncapped, the last wait would be at least 0.8 * 3.2 s
+    assert gaps[-1] < 2.0, gaps
 
 
 def test_unauthorized_state() -> None:
@@ -159,7 +168,7 @@ def test_report_failure_checks_now_instead_of_at_the_next_ping() -> None:
         assert conn.is_connected()
         server.mode = "refused"
         conn.report_failure()
-        await async_wait_until(lambda: conn.state == "disconnected", 3, message="disconnected")
+        await async_wait_until(lambda: conn.state == "disconnected", 15, message="disconnected")
         await conn.stop()
 
     run(main())

@@ -6,10 +6,12 @@ import os
 import subprocess
 import sys
 import threading
+from collections import Counter
 
 import pytest
 
 from pywats_client._demo import _child
+from tests.helpers import wait_until
 
 
 def test_usage_error_without_a_parent_pid(capsys: pytest.CaptureFixture[str]) -> None:
@@ -30,9 +32,19 @@ def test_stops_when_the_parent_is_gone(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_keeps_running_while_the_parent_lives(monkeypatch: pytest.MonkeyPatch) -> None:
     stopped = threading.Event()
     monkeypatch.setattr(_child, "_stop_self", stopped.set)
+    looks = Counter[str]()
+    real_alive = _child._parent_alive
+
+    def parent_alive(pid: int, create_time: float | None) -> bool:
+        looks["parent"] += 1
+        return real_alive(pid, create_time)
+
+    monkeypatch.setattr(_child, "_parent_alive", parent_alive)
     cancel = threading.Event()
     thread = _child.watch_parent(os.getpid(), interval=0.02, cancel=cancel)
-    assert not stopped.wait(0.3)
+    # the watcher looked at its (living) parent 10 times and stopped nothing
+    wait_until(lambda: looks["parent"] >= 10, 15, 0.01, message="10 looks at the parent")
+    assert not stopped.is_set()
     assert thread.is_alive() and thread.daemon
     cancel.set()
     thread.join(5)

@@ -16,6 +16,7 @@ from pywats_client.core import ClientConfig
 from pywats_client.services._readiness import ProbeResult, ReadinessTracker, probe
 from pywats_client.services._scan import FilterRules, WatchRoot, build_roots, root_for, scan_root
 from pywats_client.services.file_watcher import FileWatcher, SourceFile
+from tests.helpers import async_wait_until
 
 
 def make_config(tmp_path: Path, **overrides: Any) -> ClientConfig:
@@ -44,6 +45,32 @@ async def collect(watcher: FileWatcher, n: int, timeout: float = 15.0) -> list[S
         assert remaining > 0, f"only {len(got)} of {n} files became ready: {got}"
         got += await watcher.get_ready(n - len(got), timeout=remaining)
     return got
+
+
+async def rescanned(watcher: FileWatcher) -> None:
+    """Ask for a full rescan and wait until it is done."""
+    seen = watcher.rescans
+    watcher.request_rescan()
+    await async_wait_until(lambda: watcher.rescans > seen, 15, message="one more rescan")
+
+
+async def only_the_canary_comes(
+    watcher: FileWatcher, folder: Path, marker: str | None = None
+) -> None:
+    """Negative check on the watcher's own progress instead of a quiet spell.
+
+    After one more full rescan a new file, the canary, is written and awaited.
+    Whatever that rescan (or an event before it) wrongly picked up became ready
+    no later than the canary, so it would come out with it or before it.
+    """
+    await rescanned(watcher)
+    canary = folder / "zz-canary.json"
+    canary.write_text("{}")
+    if marker:
+        canary.with_name(canary.name + marker).write_text("")
+    got = await collect(watcher, 1)
+    got += await watcher.get_ready(10, timeout=0)
+    assert [s.path for s in got] == [canary], got
 
 
 class _Emitter:
@@ -270,9 +297,8 @@ def test_files_present_at_start_and_new_files_are_offered_once(tmp_path: Path) -
             assert new.path.name == "new.json"
             assert latency < config.ready_after + 1.0, latency
             # claimed: neither is offered again, even after a rescan
-            watcher.request_rescan()
-            assert await watcher.get_ready(10, timeout=1.0) == []
-            assert watcher.files_seen == 2
+            await only_the_canary_comes(watcher, watch)
+            assert watcher.files_seen == 3  # old, new and the canary
         finally:
             await watcher.stop()
 
@@ -289,7 +315,7 @@ def test_slowly_written_file_is_offered_once_when_complete(tmp_path: Path) -> No
             for chunk in chunks:
                 handle.write(chunk)
                 handle.flush()
-                time.sleep(0.3)
+                time.sleep(0.3)  # the scenario: a writer pausing between chunks
 
     async def body() -> None:
         watcher = FileWatcher(config)
@@ -300,7 +326,7 @@ def test_slowly_written_file_is_offered_once_when_complete(tmp_path: Path) -> No
             [item] = await collect(watcher, 1)
             assert not thread.is_alive(), "offered while still being written"
             assert item.size == 600 == path.stat().st_size
-            assert await watcher.get_ready(10, timeout=1.0) == []
+            await only_the_canary_comes(watcher, path.parent)
         finally:
             await watcher.stop()
             thread.join()
@@ -315,7 +341,8 @@ def test_rescan_finds_files_whose_events_were_lost(tmp_path: Path) -> None:
         watcher = FileWatcher(config, observer_factory=NoEventsObserver)
         await watcher.start()
         try:
-            await asyncio.sleep(0.1)
+            # the start-up scan is over: only a later rescan can find these files
+            await async_wait_until(lambda: watcher.rescans >= 1, 15, message="first scan")
             for n in range(5):
                 (config.watch_dirs[0] / f"f{n}.json").write_text("{}")
             got = await collect(watcher, 5)
@@ -340,7 +367,7 @@ def test_recursive_watch_never_offers_done_or_error_files(tmp_path: Path) -> Non
                 (watch / rel).write_text("{}")
             [item] = await collect(watcher, 1)
             assert item.path == watch / "sub" / "c.json"
-            assert await watcher.get_ready(10, timeout=1.0) == []
+            await only_the_canary_comes(watcher, watch)
         finally:
             await watcher.stop()
 
@@ -356,9 +383,9 @@ def test_marker_mode_waits_for_the_marker(tmp_path: Path) -> None:
         await watcher.start()
         try:
             (watch / "a.json").write_text("{}")
-            assert await watcher.get_ready(1, timeout=0.8) == []
+            await only_the_canary_comes(watcher, watch, marker=".done")  # a.json: no marker yet
             (watch / "a.json.done").write_text("")
-            [item] = await collect(watcher, 1, timeout=5)
+            [item] = await collect(watcher, 1)
             assert item.path.name == "a.json" and item.marker == watch / "a.json.done"
         finally:
             await watcher.stop()
@@ -398,7 +425,7 @@ def test_release_lets_a_file_be_seen_again_and_skip_filter_holds_it_back(tmp_pat
             assert again.path == path
             skipped.add(path)
             watcher.release(path)
-            assert await watcher.get_ready(1, timeout=1.0) == []
+            await only_the_canary_comes(watcher, path.parent)
         finally:
             await watcher.stop()
 
@@ -413,8 +440,9 @@ def test_pause_holds_files_back_until_resume(tmp_path: Path) -> None:
         await watcher.start()
         try:
             watcher.pause()
-            await asyncio.sleep(0.1)
             (config.watch_dirs[0] / "a.json").write_text("{}")
+            # Paused, the watcher shows no progress to wait for (no rescans, no
+            # probes): a quiet second it is, 10 times its ready_after.
             assert await watcher.get_ready(1, timeout=1.0) == []
             watcher.resume()
             [item] = await collect(watcher, 1)
@@ -436,13 +464,12 @@ def test_a_dead_observer_is_rebuilt(tmp_path: Path) -> None:
             assert observer is not None
             await asyncio.to_thread(observer.stop)  # as if its thread died
             await asyncio.to_thread(observer.join, 5)
-            deadline = time.monotonic() + 10
-            while watcher.observer_restarts == 0:
-                assert time.monotonic() < deadline, "observer was not rebuilt"
-                await asyncio.sleep(0.05)
+            await async_wait_until(
+                lambda: watcher.observer_restarts > 0, 15, message="the observer rebuilt"
+            )
             assert watcher._observer is not observer and watcher._observer.is_alive()
             (config.watch_dirs[0] / "a.json").write_text("{}")
-            [item] = await collect(watcher, 1, timeout=5)  # events work again
+            [item] = await collect(watcher, 1)  # events work again
             assert item.path.name == "a.json"
         finally:
             await watcher.stop()
@@ -474,9 +501,9 @@ def test_idle_watcher_does_not_busy_wait(tmp_path: Path) -> None:
         watcher = FileWatcher(config)
         await watcher.start()
         try:
-            await asyncio.sleep(0.3)
+            await async_wait_until(lambda: watcher.rescans >= 1, 15, message="start-up scan")
             cpu0, rescans0 = time.process_time(), watcher.rescans
-            await asyncio.sleep(2.0)
+            await asyncio.sleep(2.0)  # the scenario: measure CPU over an idle spell
             used = time.process_time() - cpu0
             assert used < 0.1, f"idle watcher used {used:.3f} s CPU in 2 s"
             assert watcher.rescans == rescans0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import itertools
 import json
 import random
 import time
@@ -18,6 +19,7 @@ import pytest
 
 from pywats_client.core import ClientConfig
 from pywats_client.core.connection_config import build_http_client
+from pywats_client.core.snapshot import UploadState
 from pywats_client.queue import NewReport, QueueStore
 from pywats_client.queue import _files as queue_files
 from pywats_client.services import ConnectionService, QueueService, WATSApiClient
@@ -52,6 +54,38 @@ class FakeWats:
 
     def counts(self) -> Counter[str]:
         return Counter(self.received)
+
+
+class CeilingJitter(random.Random):
+    """Backoff "jitter" that always picks the ceiling: every retry delay is known."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
+
+
+class CountingQueue(QueueService):
+    """A QueueService that counts its loop's looks at whether it may upload now.
+
+    Held (paused, disabled) the loop sleeps until kicked; :func:`looks_again`
+    wakes it and waits for the look, so a negative check rests on the loop
+    having decided again, not on wall time passing.
+    """
+
+    looks = 0
+
+    def _held(self) -> tuple[UploadState, float] | None:
+        self.looks += 1
+        return super()._held()
+
+
+async def looks_again(queue: CountingQueue, times: int = 3) -> None:
+    """Wake the uploader ``times`` times; each time wait until its loop looked."""
+    for _ in range(times):
+        seen = queue.looks
+        queue.wake()
+        await async_wait_until(
+            lambda seen=seen: queue.looks > seen, 15, message="the uploader to look"
+        )
 
 
 def config_for(tmp_path: Path, **overrides: Any) -> ClientConfig:
@@ -104,9 +138,9 @@ def test_seed_usage_uploads_everything_fifo_and_empties_the_queue(tmp_path: Path
         queue = QueueService(config, api)  # the seed README's call
         queue.store.enqueue(items)
         await queue.start()
-        await async_wait_until(lambda: len(server.received) == 20, 10, message="20 uploads")
+        await async_wait_until(lambda: len(server.received) == 20, 20, message="20 uploads")
         status = await queue.get_status()
-        await async_wait_until(lambda: queue.store.counts().pending == 0, 10, message="empty")
+        await async_wait_until(lambda: queue.store.counts().pending == 0, 20, message="empty")
         await queue.stop()
         await api.aclose()
         assert status["failed"] == 0
@@ -125,7 +159,7 @@ def test_concurrent_uploads_are_bounded(tmp_path: Path) -> None:
     async def slow(rid: str, n: int) -> httpx.Response:
         active["now"] += 1
         active["max"] = max(active["max"], active["now"])
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.02)  # the scenario: a busy server, so uploads overlap
         active["now"] -= 1
         return httpx.Response(200, json={})
 
@@ -147,25 +181,38 @@ def test_rejected_report_goes_to_failed_with_the_servers_reason(tmp_path: Path) 
     server = FakeWats()
     items = reports(3)
     bad = items[1].id
-    server.respond = lambda rid, n: (
-        httpx.Response(400, json={"Message": "SN contains illegal characters"})
-        if rid == bad
-        else httpx.Response(200, json={})
-    )
+    canary = reports(1, start=3)[0]
+    busy: Counter[str] = Counter()
+
+    def respond(rid: str, n: int) -> httpx.Response:
+        if rid == bad:
+            return httpx.Response(400, json={"Message": "SN contains illegal characters"})
+        if rid == canary.id and busy[rid] < 2:
+            busy[rid] += 1
+            return httpx.Response(503, text="busy")
+        return httpx.Response(200, json={})
+
+    server.respond = respond
     config = config_for(tmp_path)
 
     async def main() -> None:
-        queue = QueueService(config, api_for(config, server))
+        queue = QueueService(config, api_for(config, server), rng=CeilingJitter())
         queue.store.enqueue(items)
         await queue.start()
         await async_wait_until(
             lambda: queue.uploaded == 2 and queue.rejected == 1,
-            10,
+            15,
             message="2 uploaded, 1 rejected",
         )
         status = await queue.get_status()
         assert (status["pending"], status["failed"], status["rejected"]) == (0, 1, 1)
-        await asyncio.sleep(0.3)  # would be plenty for a (wrong) retry with 0.05 s backoff
+        # A (wrong) retry of the rejected report would be due 0.05 s after the
+        # rejection. Queued after it, a canary waits out 0.05 s + 0.1 s of backoff
+        # before it is accepted: by then the uploader has claimed every due report.
+        queue.store.enqueue([canary])
+        queue.wake()
+        await async_wait_until(lambda: queue.uploaded == 3, 15, message="the canary accepted")
+        assert queue.retried == 2
         await queue.stop()
 
     run(main())
@@ -214,7 +261,7 @@ def test_attempts_survive_a_restart(tmp_path: Path) -> None:
         queue = QueueService(config, api_for(config, server), rng=random.Random(3))
         queue.store.enqueue(items)
         await queue.start()
-        await async_wait_until(lambda: queue.retried == 1, 10, message="one retry scheduled")
+        await async_wait_until(lambda: queue.retried == 1, 20, message="one retry scheduled")
         await queue.stop()
 
     run(main())
@@ -243,7 +290,7 @@ def test_giving_up_parks_the_report(tmp_path: Path, overrides: dict[str, Any], w
         queue = QueueService(config, api_for(config, server))
         queue.store.enqueue(reports(1))
         await queue.start()
-        await async_wait_until(lambda: queue.dead_lettered == 1, 10, message="parked")
+        await async_wait_until(lambda: queue.dead_lettered == 1, 20, message="parked")
         await queue.stop()
 
     run(main())
@@ -267,19 +314,27 @@ def test_unauthorized_pauses_everything_and_parks_nothing(tmp_path: Path) -> Non
         queue = QueueService(config, api_for(config, server), unauthorized_retry=0.3)
         queue.store.enqueue(items)
         await queue.start()
-        await async_wait_until(lambda: queue.state == "unauthorized", 10, message="unauthorized")
+        await async_wait_until(lambda: queue.state == "unauthorized", 20, message="unauthorized")
         status = await queue.get_status()
         assert status["state"] == "unauthorized"
         assert "token" in status["last_error"]
         tried = len(server.received)
-        await asyncio.sleep(0.7)  # two slow retries at most, one report each
-        assert len(server.received) - tried <= 3
+        # the uploader goes on trying, slowly: one report every unauthorized_retry s
+        await async_wait_until(
+            lambda: len(server.received) >= tried + 3, 15, message="3 more tries"
+        )
+        times = server.times[tried:]
+        gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+        assert min(gaps) >= 0.29, gaps
         assert queue.store.counts().failed == 0
         for item in queue.store.iter_items("pending"):
             assert item.envelope.attempts == 0  # nothing burned while unauthorized
         token_ok["value"] = True
-        await async_wait_until(lambda: queue.uploaded == 10, 10, message="all uploaded")
-        assert queue.state != "unauthorized"
+        await async_wait_until(lambda: queue.uploaded == 10, 20, message="all uploaded")
+        # the loop's state catches up on its next turn (the uploads run on their own task)
+        await async_wait_until(
+            lambda: queue.state != "unauthorized", 20, message="the state to leave unauthorized"
+        )
         await queue.stop()
 
     run(main())
@@ -298,10 +353,10 @@ def test_resume_retries_at_once_after_unauthorized(tmp_path: Path) -> None:
         queue = QueueService(config, api_for(config, server), unauthorized_retry=3600)
         queue.store.enqueue(reports(2))
         await queue.start()
-        await async_wait_until(lambda: queue.state == "unauthorized", 10, message="unauthorized")
+        await async_wait_until(lambda: queue.state == "unauthorized", 20, message="unauthorized")
         token_ok["value"] = True  # e.g. the operator fixed the token and reloaded
         queue.resume()
-        await async_wait_until(lambda: queue.uploaded == 2, 5, message="uploaded after resume")
+        await async_wait_until(lambda: queue.uploaded == 2, 15, message="uploaded after resume")
         await queue.stop()
 
     run(main())
@@ -318,7 +373,7 @@ def test_429_holds_the_whole_uploader_for_retry_after(tmp_path: Path) -> None:
         queue = QueueService(config, api_for(config, server))
         queue.store.enqueue(reports(3))
         await queue.start()
-        await async_wait_until(lambda: queue.uploaded == 3, 10, message="3 uploads")
+        await async_wait_until(lambda: queue.uploaded == 3, 20, message="3 uploads")
         await queue.stop()
 
     run(main())
@@ -331,11 +386,11 @@ def test_auto_submit_false_only_queues(tmp_path: Path) -> None:
     config = config_for(tmp_path, auto_submit=False)
 
     async def main() -> None:
-        queue = QueueService(config, api_for(config, server))
+        queue = CountingQueue(config, api_for(config, server))
         queue.store.enqueue(reports(3))
         await queue.start()
-        await async_wait_until(lambda: queue.state == "disabled", 5, message="disabled")
-        await asyncio.sleep(0.2)
+        await async_wait_until(lambda: queue.state == "disabled", 15, message="disabled")
+        await looks_again(queue)  # woken again and again, it still uploads nothing
         status = await queue.get_status()
         await queue.stop()
         assert (status["state"], status["pending"]) == ("disabled", 3)
@@ -349,16 +404,16 @@ def test_pause_holds_and_resume_delivers(tmp_path: Path) -> None:
     config = config_for(tmp_path)
 
     async def main() -> None:
-        queue = QueueService(config, api_for(config, server))
+        queue = CountingQueue(config, api_for(config, server))
         queue.pause()
         await queue.start()
         queue.store.enqueue(reports(4))
         queue.wake()
-        await async_wait_until(lambda: queue.state == "paused", 5, message="paused")
-        await asyncio.sleep(0.2)
+        await async_wait_until(lambda: queue.state == "paused", 15, message="paused")
+        await looks_again(queue)  # woken again and again, it still uploads nothing
         assert server.received == []
         queue.resume()
-        await async_wait_until(lambda: queue.uploaded == 4, 5, message="4 uploads")
+        await async_wait_until(lambda: queue.uploaded == 4, 15, message="4 uploads")
         await queue.stop()
 
     run(main())
@@ -371,11 +426,11 @@ def test_new_reports_are_picked_up_at_once(tmp_path: Path) -> None:
     async def main() -> None:
         queue = QueueService(config, api_for(config, server))
         await queue.start()
-        await async_wait_until(lambda: queue.state == "idle", 5, message="idle")
+        await async_wait_until(lambda: queue.state == "idle", 15, message="idle")
         started = time.monotonic()
         await asyncio.to_thread(queue.store.enqueue, reports(1))  # like the intake thread
-        await async_wait_until(lambda: queue.uploaded == 1, 5, message="upload")
-        assert time.monotonic() - started < 1.0  # not the 5 s idle re-check
+        await async_wait_until(lambda: queue.uploaded == 1, 15, message="upload")
+        assert time.monotonic() - started < 2.5  # not the 5 s idle re-check
         await queue.stop()
 
     run(main())
@@ -394,14 +449,14 @@ def test_uploads_wait_for_the_connection_and_wake_when_it_returns(tmp_path: Path
         queue.store.enqueue(items)
         await conn.start()
         await queue.start()
-        await async_wait_until(lambda: queue.state == "disconnected", 5, message="disconnected")
+        await async_wait_until(lambda: queue.state == "disconnected", 15, message="disconnected")
         status = await queue.get_status()
         assert status["in_flight"] == 0
         for item in queue.store.iter_items("pending"):
             assert item.envelope.attempts == 0  # no attempt burned while away
         server.down = False
         back = time.monotonic()
-        await async_wait_until(lambda: queue.uploaded == 20, 10, message="20 uploads")
+        await async_wait_until(lambda: queue.uploaded == 20, 20, message="20 uploads")
         # a 60 s backoff was never waited out
         assert time.monotonic() - back < 5
         await queue.stop()
@@ -430,10 +485,10 @@ def test_server_lost_mid_upload_releases_the_report(tmp_path: Path) -> None:
         queue.store.enqueue(reports(2))
         await conn.start()
         await queue.start()
-        await async_wait_until(lambda: conn.state == "disconnected", 5, message="disconnected")
+        await async_wait_until(lambda: conn.state == "disconnected", 15, message="disconnected")
         server.respond = lambda rid, n: httpx.Response(200)
         server.down = False
-        await async_wait_until(lambda: queue.uploaded == 2, 10, message="2 uploads")
+        await async_wait_until(lambda: queue.uploaded == 2, 20, message="2 uploads")
         await queue.stop()
         await conn.stop()
         assert queue.retried == 0
@@ -445,7 +500,7 @@ def test_stop_drains_in_flight_uploads(tmp_path: Path) -> None:
     server = FakeWats()
 
     async def slow(rid: str, n: int) -> httpx.Response:
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.3)  # the scenario: a slow server, uploads in flight at stop()
         return httpx.Response(200)
 
     server.respond = slow
@@ -455,7 +510,7 @@ def test_stop_drains_in_flight_uploads(tmp_path: Path) -> None:
         queue = QueueService(config, api_for(config, server))
         queue.store.enqueue(reports(6))
         await queue.start()
-        await async_wait_until(lambda: len(server.received) >= 2, 5, message="2 in flight")
+        await async_wait_until(lambda: len(server.received) >= 2, 15, message="2 in flight")
         await queue.stop(timeout=5)
         assert queue.uploaded == len(server.received)  # every started upload was settled
         assert (await queue.get_status())["state"] == "stopped"
@@ -469,7 +524,7 @@ def test_stop_timeout_cancels_and_keeps_the_reports(tmp_path: Path) -> None:
     server = FakeWats()
 
     async def hang(rid: str, n: int) -> httpx.Response:
-        await asyncio.sleep(30)
+        await asyncio.sleep(30)  # the scenario: a server that does not answer before stop()
         return httpx.Response(200)
 
     server.respond = hang
@@ -479,7 +534,7 @@ def test_stop_timeout_cancels_and_keeps_the_reports(tmp_path: Path) -> None:
         queue = QueueService(config, api_for(config, server))
         queue.store.enqueue(reports(3))
         await queue.start()
-        await async_wait_until(lambda: len(server.received) == 3, 5, message="3 in flight")
+        await async_wait_until(lambda: len(server.received) == 3, 15, message="3 in flight")
         started = time.monotonic()
         await queue.stop(timeout=0.2)
         assert time.monotonic() - started < 3
@@ -496,7 +551,7 @@ def test_archive_sent_keeps_accepted_reports(tmp_path: Path) -> None:
         queue = QueueService(config, api_for(config, server))
         queue.store.enqueue(reports(2))
         await queue.start()
-        await async_wait_until(lambda: queue.uploaded == 2, 5, message="2 uploads")
+        await async_wait_until(lambda: queue.uploaded == 2, 15, message="2 uploads")
         await queue.stop()
 
     run(main())
@@ -522,7 +577,7 @@ def test_full_disk_while_rescheduling_keeps_the_uploader_alive(
         monkeypatch.setattr(queue_files, "_write_all", full)
         await queue.start()
         await async_wait_until(
-            lambda: "disk full" in (queue.last_error or ""), 5, message="disk full noticed"
+            lambda: "disk full" in (queue.last_error or ""), 15, message="disk full noticed"
         )
         assert queue.state == "backoff"
         monkeypatch.setattr(queue_files, "_write_all", real_write)
@@ -547,7 +602,7 @@ def test_unexpected_error_is_retried_not_lost(tmp_path: Path) -> None:
         queue = QueueService(config, api_for(config, server))
         queue.store.enqueue(reports(1))
         await queue.start()
-        await async_wait_until(lambda: queue.uploaded == 1, 10, message="upload")
+        await async_wait_until(lambda: queue.uploaded == 1, 20, message="upload")
         await queue.stop()
         assert queue.retried == 1
 
@@ -561,7 +616,7 @@ def test_offline_instance_keeps_reports_queued(tmp_path: Path) -> None:
         queue = QueueService(config)
         queue.store.enqueue(reports(2))
         await queue.start()
-        await async_wait_until(lambda: queue.state == "offline", 5, message="offline")
+        await async_wait_until(lambda: queue.state == "offline", 15, message="offline")
         assert (await queue.get_status())["pending"] == 2
         await queue.stop()
 
@@ -599,9 +654,9 @@ def test_last_error_shows_a_passing_problem_until_an_upload_succeeds(tmp_path: P
         queue = QueueService(config, api_for(config, server))
         queue.store.enqueue(items)
         await queue.start()
-        await async_wait_until(lambda: "503" in (queue.last_error or ""), 10, message="503")
+        await async_wait_until(lambda: "503" in (queue.last_error or ""), 20, message="503")
         gate.set()
-        await async_wait_until(lambda: queue.rejected == 1, 10, message="the rejection")
+        await async_wait_until(lambda: queue.rejected == 1, 20, message="the rejection")
         assert "PN unknown" in (queue.last_error or "")  # a rejection stays shown
         await queue.stop()
         assert queue.uploaded == 2

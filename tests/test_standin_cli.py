@@ -119,7 +119,9 @@ def test_data_folder_in_use_fails_with_a_clear_message(tmp_path: Path) -> None:
 
 
 def test_server_stops_when_its_parent_process_dies(tmp_path: Path) -> None:
-    parent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    parent = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)"]  # a parent living until killed
+    )
     try:
         process = launch("--data", str(tmp_path), "--parent-pid", str(parent.pid))
         read_until_listening(process)

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pywats_client.standin import ServerThread, StandinServer
+from tests.helpers import wait_until
 
 TOKEN = "c3RhbmRpbjpodHRw"
 AUTH = f"Authorization: Basic {TOKEN}\r\n".encode()
@@ -253,7 +254,10 @@ def test_stop_finishes_an_answer_in_progress() -> None:
         stream = sock.makefile("rb")
         assert read_response(stream)[0] == 200
         sock.sendall(post("/api/Report/WSJF", report_body()))
-        time.sleep(0.1)  # let the request reach the server before asking it to stop
+        app = running.app
+        assert app is not None
+        # stop once the server is inside the (500 ms slow) answer, not before it read it
+        wait_until(lambda: app.stats.requests == 1, 15, 0.01, message="the upload received")
         thread.stop()
         status, headers, _ = read_response(stream)
     assert (status, headers["connection"]) == (200, "close")

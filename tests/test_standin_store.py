@@ -104,7 +104,7 @@ def test_close_finishes_queued_work_first(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         pending = asyncio.gather(*(store.put(record(f"r{i}")) for i in range(50)))
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # one loop turn, no wait: each put task queues its job first
         await asyncio.to_thread(store.close)
         await asyncio.wait_for(pending, timeout=10)
 

@@ -136,4 +136,4 @@ def _write_slowly(path: Path, data: bytes, rng: random.Random) -> None:
         for start in range(0, len(data), step):
             out.write(data[start : start + step])
             out.flush()
-            time.sleep(rng.uniform(0.05, 0.15))
+            time.sleep(rng.uniform(0.05, 0.15))  # the scenario: a writer pausing between pieces

@@ -20,7 +20,24 @@ from typing import Any
 from tests._standin import StandinClient
 from tests.helpers import wait_until
 
-__all__ = ["RunProcess", "write_config", "write_result", "wsjf"]
+__all__ = ["COUNT_RESCANS", "RunProcess", "write_config", "write_result", "wsjf"]
+
+#: Prelude that makes the worker print a line after each full rescan of its
+#: watch folders, so a test can wait for the watcher's progress
+#: (:meth:`RunProcess.rescans`) instead of for some seconds.
+COUNT_RESCANS = """
+import pywats_client.services.file_watcher as _fw
+
+_real_rescan = _fw.FileWatcher._rescan
+
+
+async def _counted_rescan(self):
+    await _real_rescan(self)
+    print(f"test prelude: rescan {self.rescans} done", flush=True)
+
+
+_fw.FileWatcher._rescan = _counted_rescan
+"""
 
 
 def wsjf(sn: str, pn: str = "PN-E2E") -> dict[str, Any]:
@@ -139,6 +156,23 @@ class RunProcess:
             return self.log_path.read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
             return ""
+
+    def current_log(self) -> str:
+        """The log of the current (last started) run only."""
+        return self.log().rpartition(f"--- run {self._runs} ---\n")[2]
+
+    def rescans(self) -> int:
+        """Full rescans the current run has done (needs the :data:`COUNT_RESCANS` prelude)."""
+        return self.current_log().count("test prelude: rescan ")
+
+    def wait_rescans(self, count: int, timeout: float = 60.0) -> None:
+        """Wait until the current run has done ``count`` more full rescans."""
+        first = self.rescans()
+        wait_until(
+            lambda: self.rescans() >= first + count,
+            timeout,
+            message=lambda: f"{count} more rescans; log:\n{self.tail()}",
+        )
 
     def tail(self, lines: int = 40) -> str:
         return "\n".join(self.log().splitlines()[-lines:])

@@ -48,8 +48,8 @@ async def main(config_path: Path, sources: Path, ready: Path, batch_max: int) ->
         for name in names:
             (sources / name).unlink()
         fsync_dir(sources)
-    while (await queue.get_status())["pending"]:
-        await asyncio.sleep(0.05)
+    while (await queue.get_status())["pending"]:  # the test bounds this run with a timeout
+        await asyncio.sleep(0.05)  # poll interval: until the queue is empty
     await queue.stop()
     await conn.stop()
     await api.aclose()

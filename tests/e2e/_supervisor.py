@@ -186,6 +186,27 @@ class SupervisorRun:
             f"{names} running",
         )
 
+    def wait_status_writes(self, count: int, timeout: float = 30.0) -> None:
+        """Wait until the supervisor has written ``count`` more status snapshots.
+
+        The yardstick of negative checks ("nothing restarted, nothing moved"):
+        the supervisor looked at its workers ``count`` more times, rather than
+        some seconds went by. Snapshots are told apart by ``updated_at``.
+        """
+        seen: set[float] = set()
+
+        def written() -> bool:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"supervisor exited {self.proc.returncode}:\n{self.text()}")
+            doc = self.document()
+            if doc is not None:
+                seen.add(doc["supervisor"]["updated_at"])
+            return len(seen) > count  # the first one seen was already there
+
+        wait_until(
+            written, timeout, 0.02, message=lambda: f"{count} more status writes (saw {len(seen)})"
+        )
+
     def text(self) -> str:
         try:
             return self.output.read_text(errors="replace")[-4000:]

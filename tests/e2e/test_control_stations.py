@@ -13,7 +13,6 @@ import random
 import socket
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client
@@ -86,7 +85,7 @@ def test_restarting_one_of_three_leaves_the_others_running_and_uploading(
                 drop(tmp_path / name / "in", sn)
                 serials.append(sn)
             i += 1
-            stop.wait(0.1)
+            stop.wait(0.1)  # the scenario: a steady file rate
 
     feeder = threading.Thread(target=feed)
     feeder.start()
@@ -130,7 +129,7 @@ def test_a_stopped_station_fills_up_untouched_and_start_drains_it(
     drop(tmp_path / "st-2" / "in", "OTHER-1")
     drop(tmp_path / "st-2" / "in", "OTHER-2")
     exactly_once(standin, ["OTHER-1", "OTHER-2"])
-    time.sleep(1.0)  # and a little longer, to be sure nothing moves
+    sup.wait_status_writes(4)  # and the supervisor looked at st-1 4 more times, leaving it
     assert sorted(p.name for p in inbox.glob("*.json")) == sorted(f"{sn}.json" for sn in waiting)
     assert all((inbox / f"{sn}.json").read_bytes() == data for sn, data in contents.items())
     assert sns(standin, "WAIT-") == []

@@ -17,7 +17,7 @@ def test_all_faults_mixed(tmp_path: Path) -> None:
         "all",
         seed=61,
         seconds=20.0,
-        drain_timeout=30.0,
+        drain_timeout=90.0,  # a deadline: only a run that does not settle waits it out
         episode=(2.0, 4.0),
         calm=(0.5, 1.0),
         instant_gap=(1.0, 2.5),

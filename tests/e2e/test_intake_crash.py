@@ -34,7 +34,7 @@ import importlib, pathlib, time
 _m = importlib.import_module({module!r})
 def _hang(*args, **kwargs):
     pathlib.Path({str(flag)!r}).write_text("reached")
-    time.sleep(3600)
+    time.sleep(3600)  # the scenario: stuck right here until the test kills the worker
 setattr({where}, {name!r}, _hang)
 """
 

@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from tests._standin import StandinClient
-from tests.e2e._intake_support import RunProcess, write_config, write_result, wsjf
+from tests.e2e._intake_support import (
+    COUNT_RESCANS,
+    RunProcess,
+    write_config,
+    write_result,
+    wsjf,
+)
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -21,7 +27,10 @@ def test_file_written_slowly_over_3_s_is_converted_once_and_complete(
     station = tmp_path / "station"
     # ready_after below the pause between chunks would take it half-written:
     # the rule is "unchanged for ready_after", so keep it above the writer's pauses.
-    worker = RunProcess(write_config(station, standin, ready_after=0.8)).start()
+    # Rescans every 0.5 s look at the half-written file too, and give a second
+    # conversion every chance to happen.
+    config = write_config(station, standin, ready_after=0.8, rescan_interval=0.5)
+    worker = RunProcess(config, prelude=COUNT_RESCANS).start()
     try:
         data = json.dumps(wsjf("SLOW-1"), indent=2).encode()
         chunks = [data[i : i + len(data) // 6 + 1] for i in range(0, len(data), len(data) // 6 + 1)]
@@ -31,15 +40,17 @@ def test_file_written_slowly_over_3_s_is_converted_once_and_complete(
             for chunk in chunks:
                 handle.write(chunk)
                 handle.flush()
-                time.sleep(3.0 / len(chunks))
+                time.sleep(3.0 / len(chunks))  # the scenario: a slow writer
         assert time.monotonic() - started >= 3.0
         [report] = standin.wait_for_reports(1, timeout=30)
         assert report["sn"] == "SLOW-1" and report["times_received"] == 1
         wait_until(lambda: (station / "in" / "Done" / "slow.json").exists(), 30)
         assert not (station / "in" / "Error").exists(), worker.tail()
-        time.sleep(1.5)  # a second conversion would have shown up by now
-        assert standin.stats()["accepted"] == 1
+        worker.wait_rescans(3)  # the watcher looked at the folder 3 more times
         assert worker.stop() == 0
+        [stopped] = [line for line in worker.current_log().splitlines() if "stopped:" in line]
+        assert ", 1 converted," in stopped, stopped  # converted once, uploaded once
+        assert standin.stats()["accepted"] == 1
     finally:
         worker.kill()
 
@@ -114,9 +125,10 @@ def test_files_whose_events_were_lost_are_found_by_the_rescan(
 ) -> None:
     station = tmp_path / "station"
     config = write_config(station, standin, rescan_interval=2.0, ready_after=0.3)
-    worker = RunProcess(config, prelude=NO_EVENTS).start()
+    worker = RunProcess(config, prelude=NO_EVENTS + COUNT_RESCANS).start()
     try:
-        time.sleep(0.5)
+        # the start-up scan is over: only a later rescan can find these files
+        wait_until(lambda: worker.rescans() >= 1, 30, message=lambda: worker.tail())
         for n in range(10):
             write_result(station / "in", f"NO-EVENT-{n}")
         reports = standin.wait_for_reports(10, timeout=30)

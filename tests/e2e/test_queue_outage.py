@@ -43,7 +43,14 @@ def test_backlog_from_an_outage_is_delivered_exactly_once(
             status = await queue.get_status()
             assert status["pending"] == COUNT
             assert status["state"] == "disconnected"
-            await asyncio.sleep(1.0)  # the uploader must sit still, not burn attempts
+            # the uploader must sit still, not burn attempts, while the connection
+            # service keeps knocking: wait for 3 more of its checks to reach the server
+            checks = await asyncio.to_thread(lambda: standin.stats()["requests"])
+            await async_wait_until(
+                lambda: asyncio.to_thread(lambda: standin.stats()["requests"] >= checks + 3),
+                30,
+                message="3 more connection checks",
+            )
             for item in list(queue.store.iter_items("pending"))[:50]:
                 assert item.envelope.attempts == 0
 

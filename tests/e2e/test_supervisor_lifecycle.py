@@ -137,7 +137,7 @@ def test_bad_config_is_fatal_for_that_instance_only_until_fixed(
     assert "max_concurrent_uploads" in record["last_error"]
     assert record["pid"] is None
     sup.wait_running("good")
-    time.sleep(2)
+    sup.wait_status_writes(6)  # the supervisor looked at it 6 more times: no retry
     assert sup.instance("bad")["state"] == "fatal"
     assert sup.instance("bad")["restarts"] == 0  # not retried while the file is unchanged
     station(tmp_path, "bad")  # fixed: the live reload starts it

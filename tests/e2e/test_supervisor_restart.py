@@ -14,6 +14,7 @@ import pytest
 
 from tests._standin import StandinClient
 from tests.e2e._supervisor import (
+    FAST_SUPERVISOR,
     SupervisorRun,
     alive,
     drop,
@@ -39,7 +40,9 @@ def test_killed_worker_heartbeats_again_within_2s_while_others_keep_uploading(
     sup = supervisor_factory(registry(tmp_path, ["st-1", "st-2"]))
     first = sup.wait_running("st-1", "st-2")
     # let st-1 run stably so its restart is immediate (restart policy), as in production
-    time.sleep(2.5)
+    stable = FAST_SUPERVISOR["stable_after"] + 0.5
+    sup.wait(lambda i: (i["st-1"].get("uptime_s") or 0) >= stable, 30, f"st-1 up {stable} s")
+    assert sup.instance("st-1")["pid"] == first["st-1"]["pid"]
 
     # st-2 keeps receiving files the whole time
     stop_dropping = threading.Event()
@@ -52,7 +55,7 @@ def test_killed_worker_heartbeats_again_within_2s_while_others_keep_uploading(
             drop(tmp_path / "st-2" / "in", sn)
             dropped.append(sn)
             i += 1
-            stop_dropping.wait(0.1)
+            stop_dropping.wait(0.1)  # the scenario: a steady file rate
 
     feeder = threading.Thread(target=feed)
     feeder.start()
@@ -77,7 +80,11 @@ def test_killed_worker_heartbeats_again_within_2s_while_others_keep_uploading(
         assert record["restarts"] == 1
         assert "SIGKILL" in record["last_error"]
         received_before = len(standin.reports())
-        time.sleep(1.5)
+        wait_until(
+            lambda: len(standin.reports()) >= received_before + 3,
+            30,
+            message="st-2 uploading on",
+        )
     finally:
         stop_dropping.set()
         feeder.join()
@@ -140,7 +147,7 @@ def test_always_crashing_worker_is_crash_looping_and_costs_little_cpu(
         timeout=30,
         what="st-1 retried at the cap",
     )
-    time.sleep(max(0.0, 6.0 - (time.monotonic() - started)))
+    time.sleep(max(0.0, 6.0 - (time.monotonic() - started)))  # a CPU sample of 6 s at least
     after = supervisor.cpu_times()
     elapsed = time.monotonic() - started
     cpu = (after.user + after.system - before.user - before.system) / elapsed
