@@ -23,13 +23,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# Run as a script, this file's folder comes first on sys.path, and its queue.py
-# would shadow the standard library's ``queue``; the repo root is needed for
-# ``tests._torture`` (the engine shared with the CI tests).
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-if str(_HERE.parent) not in sys.path:
-    sys.path.insert(0, str(_HERE.parent))
+# Run as a script, the repository root must be on sys.path for ``tests._torture``
+# (the engine shared with the CI tests).
+_ROOT = Path(__file__).resolve().parent.parent
+if str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
 
 import argparse  # noqa: E402
 import time  # noqa: E402

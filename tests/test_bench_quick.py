@@ -1,0 +1,68 @@
+"""``python -m bench --quick`` keeps working: every scenario runs and the table is printed.
+
+Timings are not asserted (CI shares 2 cores); what must hold is that each
+scenario ran against its real processes without failing and produced its rows.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from bench.scenarios import SCENARIOS
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_quick_bench_runs_every_scenario_and_prints_one_table(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--json", str(out), "--dir", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=150,
+    )
+    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr[-4000:]}"
+    lines = done.stdout.splitlines()
+    header = [n for n, line in enumerate(lines) if line.startswith("scenario ")]
+    assert len(header) == 1, done.stdout  # ONE table
+    table = lines[header[0] + 2 :]
+    scenarios_in_table = {line.split()[0] for line in table if line.strip()}
+    assert set(SCENARIOS) <= scenarios_in_table, done.stdout
+    assert "targets not judged" in done.stdout
+
+    document = json.loads(out.read_text())
+    assert document["quick"] is True
+    assert set(document["scenarios"]) == set(SCENARIOS)
+    assert not [n for n, s in document["scenarios"].items() if "error" in s]
+    names = {f["name"] for f in document["figures"]}
+    for expected in (
+        "raw limit: write+fsync+rename+dir-fsync, 4 KiB",
+        "1 instance: files -> accepted",
+        "1 instance: rate / raw limit",
+        "idle worker RSS",
+    ):
+        assert expected in names
+    for figure in document["figures"]:
+        assert figure["n"] == len(figure["values"]) >= 1
+        assert figure["min"] <= figure["median"] <= figure["max"]
+        assert figure["verdict"] in (None, "-")  # --quick judges nothing
+    assert list(tmp_path.glob("pywats-bench-*")) == []  # its work folder is removed
+
+
+def test_unknown_scenario_is_a_usage_error() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--only", "nosuch"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "nosuch" in done.stderr and "disk" in done.stderr
