@@ -35,6 +35,7 @@ from pywats_client.services._journal import (
 from pywats_client.services._readiness import SourceFile
 from pywats_client.services.file_watcher import FileWatcher
 from pywats_client.services.intake import IntakePipeline
+from tests.helpers import async_wait_until
 
 NS = uuid.UUID("6f1c1a52-0000-4000-8000-000000000001")
 
@@ -60,7 +61,7 @@ class FakeConverter:
         raw = path.read_bytes()
         data = json.loads(raw)
         if "sleep" in data:
-            time.sleep(data["sleep"])
+            time.sleep(data["sleep"])  # the scenario: a slow converter
         if "hang" in data:
             self.unblock.wait(60)
         if "fail" in data:
@@ -114,10 +115,9 @@ class Harness:
         return sorted(item.id for item in self.store.iter_items("pending"))
 
     async def until(self, predicate: Callable[[], Any], timeout: float = 15.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            assert time.monotonic() < deadline, f"timed out; stats={self.intake.stats}"
-            await asyncio.sleep(0.05)
+        await async_wait_until(
+            predicate, timeout, message=lambda: f"the condition; stats={self.intake.stats}"
+        )
 
 
 @contextlib.asynccontextmanager
@@ -232,13 +232,18 @@ def test_hanging_converter_is_abandoned_and_asks_for_a_restart(tmp_path: Path) -
 
     async def body() -> None:
         async with running(config, converter, stuck_limit=2) as h:
-            await h.until(lambda: h.intake.stats.errored == 2 and h.intake.stats.converted == 1)
+            # restart_required is set after the batch's counters, so wait for it too
+            await h.until(
+                lambda: h.intake.stats.errored == 2
+                and h.intake.stats.converted == 1
+                and h.intake.restart_required
+            )
             assert h.intake.abandoned == 2
             reason = (h.watch / "Error" / "hang1.json.error.txt").read_text()
             assert "converter_timeout" in reason and "abandoned" in reason
             # where the converter was stuck, so the operator knows which one and why
             assert "in convert" in reason and "self.unblock.wait(60)" in reason
-            assert h.intake.restart_required and "stuck" in h.intake.restart_required
+            assert "stuck" in h.intake.restart_required
 
     try:
         run(body)
@@ -302,16 +307,29 @@ def test_delete_and_zip_post_actions(tmp_path: Path) -> None:
     run(body)
 
 
-def test_backpressure_stops_taking_files_until_the_queue_drains(tmp_path: Path) -> None:
+def test_backpressure_stops_taking_files_until_the_queue_drains(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = make_config(tmp_path, max_queue_size=2)
     for n in range(5):
         drop(config, f"r{n}.json")
 
     async def body() -> None:
         async with running(config) as h:
+            looks = Counter[str]()
+            real_counts = h.store.counts
+
+            def counts() -> Any:  # the intake asks the queue whether there is room
+                looks["counts"] += 1
+                return real_counts()
+
+            monkeypatch.setattr(h.store, "counts", counts)
             await h.until(lambda: h.intake.stats.backpressure)
-            await asyncio.sleep(0.5)
+            # the intake looked at the full queue twice more and each time took nothing
+            looked = looks["counts"]
+            await h.until(lambda: looks["counts"] >= looked + 2)
             assert len(h.pending_ids()) == 2 and h.intake.stats.converted == 2
+            assert h.intake.stats.taken == 2
             assert len(files_in(h.watch)) == 5  # 2 in Done, 3 waiting in place
             assert h.watcher.paused
             for _ in range(2):  # the uploader takes two
@@ -806,10 +824,13 @@ def test_a_full_queue_disk_when_recording_kept_files_does_not_stop_intake(
 
     async def body() -> None:
         async with running(config) as h:
-            await h.until(lambda: h.intake.stats.converted == 1)
-            await asyncio.sleep(0.3)
+            await h.until(
+                lambda: (
+                    h.intake.stats.converted == 1
+                    and "No space left" in (h.intake.stats.last_error or "")
+                )
+            )
             assert h.intake.running
-            assert "No space left" in (h.intake.stats.last_error or "")
             full["on"] = False
             drop(config, "b.json")
             await h.until(lambda: h.intake.stats.converted >= 2)

@@ -247,6 +247,13 @@ class IntakePipeline:
         task = self._task
         if task is None:
             return
+        try:
+            await self._wind_down(task, timeout)
+        finally:
+            self._runner.close()
+            self._task = None
+
+    async def _wind_down(self, task: asyncio.Task[None], timeout: float) -> None:
         done, _ = await asyncio.wait({task}, timeout=timeout)
         if not done:
             self._abort.set()  # conversions still running: leave the sources for next time
@@ -257,7 +264,6 @@ class IntakePipeline:
                 await task
         elif task.exception() is not None:
             log.error("intake stopped with an error", exc_info=task.exception())
-        self._task = None
 
     @property
     def running(self) -> bool:
