@@ -1,4 +1,4 @@
-"""ConvertRunner: results, errors, bounded concurrency, reused threads, abandoning hung converters."""
+"""ConvertRunner: outcomes, bounded concurrency, reused threads, abandoning hung converters."""
 
 from __future__ import annotations
 

@@ -234,9 +234,11 @@ def test_hanging_converter_is_abandoned_and_asks_for_a_restart(tmp_path: Path) -
         async with running(config, converter, stuck_limit=2) as h:
             # restart_required is set after the batch's counters, so wait for it too
             await h.until(
-                lambda: h.intake.stats.errored == 2
-                and h.intake.stats.converted == 1
-                and h.intake.restart_required
+                lambda: (
+                    h.intake.stats.errored == 2
+                    and h.intake.stats.converted == 1
+                    and h.intake.restart_required
+                )
             )
             assert h.intake.abandoned == 2
             reason = (h.watch / "Error" / "hang1.json.error.txt").read_text()
