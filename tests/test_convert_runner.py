@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pywats_client.services._convert_runner import ConvertRunner
-from tests.helpers import wait_until
+from tests.helpers import async_wait_until, wait_until
 
 
 def _convert_threads() -> list[threading.Thread]:
@@ -48,7 +48,7 @@ def test_threads_are_reused_and_concurrency_is_bounded() -> None:
         with lock:
             running += 1
             most = max(most, running)
-            seen.add(threading.get_ident())
+            seen.add(threading.current_thread())
         try:
             return sum(range(20_000))  # a little work so conversions overlap
         finally:
@@ -124,3 +124,41 @@ def test_run_after_close_starts_fresh_threads() -> None:
         runner.close()
 
     asyncio.run(main())
+
+
+def test_cancelled_run_withdraws_its_job_and_the_pool_does_not_grow() -> None:
+    release = threading.Event()
+    calls: list[str] = []
+
+    def convert(path: Path) -> str:
+        calls.append(path.name)
+        if path.name == "slow":
+            release.wait()
+        return path.name
+
+    async def main() -> None:
+        runner = ConvertRunner(convert, workers=1, timeout=30)
+        slow = asyncio.ensure_future(runner.run(Path("slow")))
+        await async_wait_until(lambda: "slow" in calls, message="the slow conversion to start")
+        slow.cancel()
+        # its slot is free: the next file gets a new thread while the slow one runs on
+        assert (await runner.run(Path("next"))).value == "next"
+        release.set()
+        wait_until(
+            lambda: len(_convert_threads()) == 1,
+            message=lambda: f"the pool of 1 to shrink back, has {len(_convert_threads())}",
+        )
+        # cancelled before a thread took it (or while converting): never more threads
+        for i in range(100):
+            queued = asyncio.ensure_future(runner.run(Path(f"q{i}")))
+            await asyncio.sleep(0)
+            queued.cancel()
+        assert (await runner.run(Path("last"))).value == "last"
+        wait_until(
+            lambda: len(_convert_threads()) <= 1,
+            message=lambda: f"at most the pool of 1 left, has {len(_convert_threads())}",
+        )
+        runner.close()
+
+    asyncio.run(main())
+    wait_until(lambda: not _convert_threads(), message="all converter threads to end")

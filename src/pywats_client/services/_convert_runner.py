@@ -49,8 +49,8 @@ class _State(enum.Enum):
     QUEUED = "queued"
     RUNNING = "running"
     DONE = "done"
-    CANCELLED = "cancelled"  # timed out before any thread took it
-    ABANDONED = "abandoned"  # timed out while running: its thread leaves the pool
+    CANCELLED = "cancelled"  # timed out, or run() cancelled, before a thread took it
+    ABANDONED = "abandoned"  # same, while running: its thread leaves the pool
 
 
 class _Job(Generic[T]):
@@ -91,7 +91,7 @@ class _Job(Generic[T]):
             self.future.set_result(outcome)
 
     def give_up(self) -> threading.Thread | None:
-        """After a timeout: the thread now stuck in this job, if one is."""
+        """After a timeout or cancellation: the thread now stuck in this job, if one is."""
         with self.lock:
             if self.state is _State.QUEUED:
                 self.state = _State.CANCELLED
@@ -132,11 +132,16 @@ class ConvertRunner(Generic[T]):
                 return await asyncio.wait_for(asyncio.shield(job.future), self._timeout)
             except asyncio.TimeoutError:
                 self.abandoned += 1
-                thread = job.give_up()
+                thread = self._withdraw(job)
                 if thread is None:
                     return ConvertOutcome(timed_out=True)
                 self._stuck.add(thread)
                 return ConvertOutcome(timed_out=True, stack=_stack_of(thread))
+            except asyncio.CancelledError:
+                # Unstarted, no thread runs it; running, its thread leaves the pool
+                # when done, as the slot freed now may start a replacement.
+                self._withdraw(job)
+                raise
 
     def close(self) -> None:
         """Let the idle threads end; threads still converting end when they finish.
@@ -148,6 +153,21 @@ class ConvertRunner(Generic[T]):
             self._closing = True
         for _ in range(idle):
             self._jobs.put(None)
+
+    def _withdraw(self, job: _Job[T]) -> threading.Thread | None:
+        """Give up on ``job``; if no thread had taken it, its promised thread is free again.
+
+        Handed back now, not when a thread skips the job: a run() in between
+        would otherwise find no idle thread and grow the pool.
+        """
+        thread = job.give_up()
+        if job.state is _State.CANCELLED:
+            with self._lock:
+                if self._closing:
+                    self._jobs.put(None)  # close() did not count this thread
+                else:
+                    self._idle += 1
+        return thread
 
     def _promise_thread(self) -> None:
         """Make sure a thread will take the job about to be queued."""
@@ -163,9 +183,7 @@ class ConvertRunner(Generic[T]):
             job = self._jobs.get()
             if job is None:
                 return
-            if not job.begin():  # given up before it started: wait for the next one
-                if not self._back_to_idle():
-                    return
+            if not job.begin():  # withdrawn before it started; its promise was handed back
                 continue
             threading.current_thread().name = f"convert:{job.path.name}"
             try:
