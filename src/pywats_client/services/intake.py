@@ -493,11 +493,11 @@ class IntakePipeline:
             while any(not t.done() for t in tasks):
                 _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 if abort.done():
-                    for task in tasks:
-                        task.cancel()
                     return None
-        finally:
+        finally:  # aborted, or this task cancelled: withdraw what has not finished
             abort.cancel()
+            for task in tasks:
+                task.cancel()
         return [self._judge(src, task.result()) for src, task in zip(todo, tasks, strict=True)]
 
     def _judge(self, src: SourceFile, outcome: ConvertOutcome[ConversionLike]) -> _Done:
