@@ -62,8 +62,10 @@ class DemoRun:
         """Record the demo's descendants now (and the registry the supervisor runs on)."""
         with contextlib.suppress(psutil.Error):
             for child in psutil.Process(self.proc.pid).children(recursive=True):
-                if child.pid not in self.descendants:
-                    self.descendants[child.pid] = child
+                self.descendants.setdefault(child.pid, child)
+                # asked again each time: a child seen just after fork still shows
+                # its parent's command line
+                if self.registry is None:
                     with contextlib.suppress(psutil.Error):
                         cmd = child.cmdline()
                         if "--registry" in cmd:
