@@ -9,8 +9,8 @@ a replacement. Several stuck threads mean the process should be restarted;
 carries the stuck thread's stack, so the error file says which converter hung
 and where.
 
-Threads are reused rather than started per file: starting one per file halved
-the intake rate of small files (see docs/benchmarks.md).
+Threads are reused rather than started per file: a thread per file cost about
+a sixth of the intake rate of small files (see docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -161,12 +161,8 @@ class ConvertRunner(Generic[T]):
         would otherwise find no idle thread and grow the pool.
         """
         thread = job.give_up()
-        if job.state is _State.CANCELLED:
-            with self._lock:
-                if self._closing:
-                    self._jobs.put(None)  # close() did not count this thread
-                else:
-                    self._idle += 1
+        if job.state is _State.CANCELLED and not self._back_to_idle():
+            self._jobs.put(None)  # closing, and close() did not count this thread
         return thread
 
     def _promise_thread(self) -> None:
@@ -200,7 +196,7 @@ class ConvertRunner(Generic[T]):
                 return
 
     def _back_to_idle(self) -> bool:
-        """Count this thread as idle again; False if the pool is closing and it should end."""
+        """Count a thread as idle again; False if the pool is closing and it should end."""
         with self._lock:
             if self._closing:
                 return False
