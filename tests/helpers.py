@@ -14,7 +14,15 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-__all__ = ["async_wait_until", "wait_until"]
+__all__ = ["StopWaiting", "async_wait_until", "wait_until"]
+
+
+class StopWaiting(AssertionError):
+    """Raised by a predicate when the awaited condition can no longer come true.
+
+    (The process that was to bring it about has exited, say.) The wait fails at
+    once with this error instead of treating it as "not yet" until the deadline.
+    """
 
 
 def wait_until(
@@ -26,7 +34,7 @@ def wait_until(
     """Return ``predicate()``'s first truthy value; AssertionError after ``timeout`` s.
 
     Exceptions raised by the predicate count as "not yet" until the deadline,
-    then the last one is chained to the failure.
+    then the last one is chained to the failure; :class:`StopWaiting` fails at once.
     """
     deadline = time.monotonic() + timeout
     last_error: BaseException | None = None
@@ -36,6 +44,8 @@ def wait_until(
             if value:
                 return value
             last_error = None
+        except StopWaiting:
+            raise
         except Exception as exc:
             last_error = exc
         if time.monotonic() >= deadline:

@@ -16,6 +16,7 @@ SCENARIOS: dict[str, str] = {
     "disk": "bench.scenarios.disk",
     "standin": "bench.scenarios.standin",
     "e2e": "bench.scenarios.e2e",
+    "stages": "bench.scenarios.stages",
     "latency": "bench.scenarios.latency",
     "backlog": "bench.scenarios.backlog",
     "restart": "bench.scenarios.restart",

@@ -21,7 +21,7 @@ from typing import Any
 import psutil
 
 from pywats_client.supervisor._statusfile import STATUS_NAME, read_status
-from tests.helpers import wait_until
+from tests.helpers import StopWaiting, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -160,7 +160,7 @@ class SupervisorRun:
     ) -> Any:
         def check() -> Any:
             if self.proc.poll() is not None:
-                raise AssertionError(f"supervisor exited {self.proc.returncode}:\n{self.text()}")
+                raise StopWaiting(f"supervisor exited {self.proc.returncode}:\n{self.text()}")
             return predicate(self.instances())
 
         return wait_until(check, timeout, 0.02, message=lambda: f"{what}; last: {self.instances()}")
@@ -197,7 +197,7 @@ class SupervisorRun:
 
         def written() -> bool:
             if self.proc.poll() is not None:
-                raise AssertionError(f"supervisor exited {self.proc.returncode}:\n{self.text()}")
+                raise StopWaiting(f"supervisor exited {self.proc.returncode}:\n{self.text()}")
             doc = self.document()
             if doc is not None:
                 seen.add(doc["supervisor"]["updated_at"])
