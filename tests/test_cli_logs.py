@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
 import logging.handlers
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pywats_client.cli import main
-from pywats_client.cli.logs import follow, tail_bytes
+from pywats_client.cli.logs import _write, follow, tail_bytes
 from tests.helpers import wait_until
 
 
@@ -71,13 +73,9 @@ def test_logs_errors_say_what_to_do(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["logs", "--registry", str(tmp_path / "nope.toml")]) == 2
 
 
-def test_follow_prints_every_line_once_across_rotations(tmp_path: Path) -> None:
-    path = tmp_path / "a.log"
-    handler = logging.handlers.RotatingFileHandler(path, maxBytes=400, backupCount=3)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    writer = logging.Logger("writer")
-    writer.addHandler(handler)
-    writer.info("line 0000")
+@contextlib.contextmanager
+def following(path: Path) -> Iterator[io.StringIO]:
+    """``follow(path)`` in a thread for the ``with`` block; yields what it printed."""
     out = io.StringIO()
     done = threading.Event()
     follower = threading.Thread(
@@ -85,15 +83,49 @@ def test_follow_prints_every_line_once_across_rotations(tmp_path: Path) -> None:
     )
     follower.start()
     try:
-        for i in range(1, 120):
-            writer.info("line %04d", i)
-            if i % 10 == 0:  # give the follower a chance between rotations
-                wait_until(lambda n=i: f"line {n:04d}" in out.getvalue(), 20)
-        wait_until(lambda: "line 0119" in out.getvalue(), 20, message="the last line")
+        yield out
     finally:
         done.set()
         follower.join(5)
+
+
+def test_follow_prints_every_line_once_across_rotations(tmp_path: Path) -> None:
+    path = tmp_path / "a.log"
+    handler = logging.handlers.RotatingFileHandler(path, maxBytes=400, backupCount=3)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    writer = logging.Logger("writer")
+    writer.addHandler(handler)
+    writer.info("line 0000")
+    try:
+        with following(path) as out:
+            for i in range(1, 120):
+                writer.info("line %04d", i)
+                if i % 10 == 0:  # give the follower a chance between rotations
+                    wait_until(lambda n=i: f"line {n:04d}" in out.getvalue(), 20)
+            wait_until(lambda: "line 0119" in out.getvalue(), 20, message="the last line")
+    finally:
         handler.close()
     lines = out.getvalue().splitlines()
     assert lines == [f"line {i:04d}" for i in range(120)]
     assert (tmp_path / "a.log.1").exists()  # it did rotate
+
+
+def test_follow_turns_windows_line_ends_into_one_newline_even_split(tmp_path: Path) -> None:
+    """A log written on Windows ends lines in CRLF; text-mode stdout adds its own CR."""
+    path = tmp_path / "a.log"
+    path.write_bytes(b"first\r")  # the CR of a CRLF, the LF not written yet
+    with following(path) as out:
+        # the CR is held back until the decoder sees what follows it
+        wait_until(lambda: out.getvalue() == "first", 20, message=lambda: repr(out.getvalue()))
+        with path.open("ab") as handle:
+            handle.write(b"\nsecond \xe2\x9c\x93\r\n")
+        wait_until(lambda: "second" in out.getvalue(), 20, message=lambda: repr(out.getvalue()))
+    assert out.getvalue() == "first\nsecond \u2713\n"
+
+
+def test_a_narrow_code_page_gets_question_marks_not_an_error(tmp_path: Path) -> None:
+    """Redirected stdout on Windows uses the ANSI code page with strict errors."""
+    raw = io.BytesIO()
+    narrow = io.TextIOWrapper(raw, encoding="cp1252", errors="strict")
+    _write(narrow, "unit \u2713 ok, \ufffd bad byte\n")
+    assert raw.getvalue() == b"unit ? ok, ? bad byte\n"

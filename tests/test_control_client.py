@@ -6,7 +6,9 @@ import json
 import os
 import sys
 from collections.abc import Iterator
+from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -216,6 +218,25 @@ def test_a_stuck_supervisor_gives_control_unavailable_in_time(
     with pytest.raises(ControlUnavailable, match=r"did not answer within 0\.5 s"):
         control.ping()
     assert not control.is_running()
+
+
+def test_a_stuck_supervisor_on_windows_gives_control_unavailable_too(
+    server: ControlServer, registry: Path, fake: FakeSupervisor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pipe read aborted by CancelIoEx ends in RuntimeError in CPython's PipeConnection."""
+    real = Connection._recv_bytes
+
+    def aborted_as_on_windows(self: Connection, maxsize: int | None = None) -> Any:
+        try:
+            return real(self, maxsize)
+        except (OSError, EOFError):
+            raise RuntimeError("shouldn't get here; expected KeyboardInterrupt") from None
+
+    monkeypatch.setattr(Connection, "_recv_bytes", aborted_as_on_windows)
+    fake.block.set()
+    control = SupervisorControl(registry, timeout=0.5)
+    with pytest.raises(ControlUnavailable, match=r"did not answer within 0\.5 s"):
+        control.ping()
 
 
 def test_no_supervisor(registry: Path) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from pywats_client.core import ClientConfig
+from pywats_client.services import _scan
 from pywats_client.services._readiness import ProbeResult, ReadinessTracker, probe
 from pywats_client.services._scan import FilterRules, WatchRoot, build_roots, root_for, scan_root
 from pywats_client.services.file_watcher import FileWatcher, SourceFile
@@ -261,6 +262,22 @@ def test_scan_skips_done_error_queue_patterns_and_markers(tmp_path: Path) -> Non
         )
     )
     assert found == ["a.json", "sub/b.txt"]
+
+
+@pytest.mark.parametrize("windows", [False, True])
+def test_a_marker_names_its_result_file_and_is_never_one(
+    windows: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_scan, "_CASE_INSENSITIVE", windows)
+    rules = FilterRules(marker=".done")
+    assert rules.marked_name("R1.csv.done") == "R1.csv"
+    assert not rules.accepts("R1.csv.done")
+    assert rules.marked_name("R1.csv") is None
+    assert rules.accepts("R1.csv")
+    assert rules.marked_name(".done") is None  # a bare marker names no file
+    # Windows file names ignore case, so does the marker there
+    assert rules.marked_name("R1.CSV.DONE") == ("R1.CSV" if windows else None)
+    assert rules.accepts("R1.CSV.DONE") is not windows
 
 
 def test_nested_watch_folder_belongs_to_itself(tmp_path: Path) -> None:

@@ -208,3 +208,127 @@ def test_move_across_when_the_folder_cannot_be_synced(
         with pytest.raises(OSError):
             move_no_overwrite(source, done)
         assert source.exists() and list(done.iterdir()) == []
+
+
+# --- Windows semantics, emulated: a file another program holds open cannot be renamed
+# or deleted (PermissionError), a read-only file cannot be deleted, and a rename
+# refuses an existing target. The Windows branches run here with those rules.
+
+
+@pytest.fixture
+def windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_fsutil, "_IS_WINDOWS", True)
+    monkeypatch.setattr(_fsutil, "_SHARING_FIRST_DELAY", 0.0001)
+    real_rename = Path.rename
+    real_unlink = Path.unlink
+
+    def rename_no_overwrite(self: Path, target: Path) -> Path:
+        if Path(target).exists():
+            raise FileExistsError(errno.EEXIST, "Cannot create a file when it already exists")
+        return real_rename(self, target)
+
+    def unlink_unless_read_only(self: Path, missing_ok: bool = False) -> None:
+        if self.exists() and not self.stat().st_mode & stat.S_IWRITE:
+            raise PermissionError(errno.EACCES, "Access is denied", str(self))
+        real_unlink(self, missing_ok)
+
+    monkeypatch.setattr(Path, "rename", rename_no_overwrite)
+    monkeypatch.setattr(Path, "unlink", unlink_unless_read_only)
+
+
+def _held_open_for(calls: int, operation: str, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """``os.<operation>`` meets a sharing violation ``calls`` times, then works."""
+    real = getattr(os, operation)
+    seen: list[str] = []
+
+    def held(*args: object) -> object:
+        seen.append(operation)
+        if len(seen) <= calls:
+            raise PermissionError(errno.EACCES, "The process cannot access the file", str(args[0]))
+        return real(*args)
+
+    monkeypatch.setattr(_fsutil.os, operation, held)
+    return seen
+
+
+@pytest.mark.usefixtures("windows")
+def test_windows_replace_waits_out_a_brief_hold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "queued.json").write_text("new")
+    (tmp_path / "sent.json").write_text("old")
+    calls = _held_open_for(3, "replace", monkeypatch)
+    _fsutil.replace_file(tmp_path / "queued.json", tmp_path / "sent.json")
+    assert (tmp_path / "sent.json").read_text() == "new"
+    assert len(calls) == 4
+
+
+@pytest.mark.usefixtures("windows")
+def test_windows_replace_gives_up_on_a_long_hold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "queued.json").write_text("new")
+    calls = _held_open_for(1000, "replace", monkeypatch)
+    with pytest.raises(PermissionError):
+        _fsutil.replace_file(tmp_path / "queued.json", tmp_path / "sent.json")
+    assert len(calls) == _fsutil._SHARING_RETRIES
+    assert (tmp_path / "queued.json").read_text() == "new"
+
+
+def test_posix_replace_does_not_retry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_fsutil, "_IS_WINDOWS", False)
+    calls = _held_open_for(1, "replace", monkeypatch)
+    with pytest.raises(PermissionError):
+        _fsutil.replace_file(tmp_path / "a", tmp_path / "b")
+    assert len(calls) == 1
+
+
+@pytest.mark.usefixtures("windows")
+def test_windows_remove_clears_the_read_only_attribute(tmp_path: Path) -> None:
+    result = tmp_path / "R1.csv"
+    result.write_text("x")
+    result.chmod(stat.S_IREAD)
+    _fsutil.remove_file(result)
+    assert not result.exists()
+    _fsutil.remove_file(result)  # already gone: nothing to do
+
+
+@pytest.mark.usefixtures("windows")
+def test_windows_move_renames_and_never_overwrites(tmp_path: Path) -> None:
+    done = tmp_path / "Done"
+    done.mkdir()
+    (done / "R1.csv").write_text("earlier run")
+    source = tmp_path / "R1.csv"
+    source.write_text("this run")
+    target = move_no_overwrite(source, done)
+    assert target == done / "R1 (2).csv"
+    assert target.read_text() == "this run"
+    assert (done / "R1.csv").read_text() == "earlier run"
+    assert not source.exists()
+
+
+@pytest.mark.usefixtures("windows")
+def test_windows_move_of_a_file_held_open_leaves_no_copy_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where a hard link would succeed and its unlink fail: every retry added a copy."""
+    source = tmp_path / "R1.csv"
+    source.write_text("still open in the tester")
+    held_file = source.stat().st_ino  # the hold is on the file, so on every name it has
+    real_unlink = Path.unlink
+
+    def refused(self: Path, *args: object) -> Path:
+        raise PermissionError(errno.EACCES, "The process cannot access the file", str(self))
+
+    def unlink(self: Path, missing_ok: bool = False) -> None:
+        if self.exists() and self.stat().st_ino == held_file:
+            refused(self)
+        real_unlink(self, missing_ok)
+
+    monkeypatch.setattr(Path, "rename", refused)
+    monkeypatch.setattr(Path, "unlink", unlink)
+    for _ in range(3):  # the intake retries a failed move later
+        with pytest.raises(PermissionError):
+            move_no_overwrite(source, tmp_path / "Done")
+    assert list((tmp_path / "Done").iterdir()) == []
+    assert source.read_text() == "still open in the tester"

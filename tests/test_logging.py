@@ -92,6 +92,42 @@ def test_file_is_written_owner_only_and_rotates(tmp_path: Path) -> None:
             assert path.stat().st_mode & 0o777 == 0o600
 
 
+def test_a_log_held_open_elsewhere_keeps_every_line_and_every_backup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Windows: the live log cannot be renamed while a tail tool holds it open."""
+    log_file = tmp_path / "logs" / "a.log"
+    configure_logging(level="INFO", log_file=log_file, max_bytes=2000, backups=2, instance="a")
+    log = logging.getLogger("pywats_client.test")
+    for i in range(100):
+        log.info("before %d %s", i, "x" * 40)
+    backups = {p.name: p.read_bytes() for p in log_file.parent.glob("a.log.*")}
+    assert set(backups) == {"a.log.1", "a.log.2"}
+
+    real_replace = os.replace
+    held = {"open": True}
+
+    def replace(source: object, target: object) -> None:
+        if held["open"] and Path(str(source)) == log_file:
+            raise PermissionError(13, "The process cannot access the file", str(source))
+        real_replace(source, target)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_logging.os, "replace", replace)
+    for i in range(100):
+        log.info("held %d %s", i, "x" * 40)
+    text = log_file.read_text(encoding="utf-8")
+    assert all(f"held {i} " in text for i in range(100))  # nothing dropped
+    assert {p.name: p.read_bytes() for p in log_file.parent.glob("a.log.*")} == backups
+
+    held["open"] = False  # the tail tool is closed; the next attempt is due
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, _logging._PrivateRotatingFileHandler):
+            handler._rollover_blocked_until = 0.0
+    log.info("after %s", "x" * 40)
+    assert "held 99 " in (tmp_path / "logs" / "a.log.1").read_text(encoding="utf-8")
+    assert log_file.stat().st_size <= 2000
+
+
 def test_reconfiguring_replaces_handlers_instead_of_duplicating(tmp_path: Path) -> None:
     first, second = tmp_path / "one.log", tmp_path / "two.log"
     configure_logging(log_file=first)

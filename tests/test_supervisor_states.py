@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from pywats_client.supervisor._states import (
@@ -253,6 +255,13 @@ def test_describe_exit_names_signals_and_special_codes() -> None:
     assert "configuration" in describe_exit(EXIT_CONFIG)
     assert "locked" in describe_exit(75)
     assert describe_exit(3) == "worker exited with code 3"
+    assert describe_exit(3221225477) == "worker crashed with code 0xc0000005"  # Windows
+
+
+def test_describe_exit_of_a_terminated_worker_on_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """multiprocessing reports TerminateProcess as -SIGTERM; no signal was sent."""
+    monkeypatch.setattr(sys, "platform", "win32")
+    assert describe_exit(-15) == "worker was terminated (TerminateProcess)"
 
 
 def test_last_error_clears_once_the_restarted_worker_runs_stably() -> None:

@@ -12,10 +12,13 @@ import contextlib
 import errno
 import os
 import shutil
+import stat
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 __all__ = [
     "OWNER_ONLY_DIR",
@@ -29,6 +32,8 @@ __all__ = [
     "is_disk_full",
     "iter_temp_files",
     "move_no_overwrite",
+    "remove_file",
+    "replace_file",
     "unique_path",
     "write_private_file",
 ]
@@ -39,8 +44,56 @@ OWNER_ONLY_DIR = 0o700
 TEMP_SUFFIX = ".pywats-tmp"
 
 _IS_WINDOWS = sys.platform == "win32"
+#: Windows refuses to rename or delete a file while another program (a virus
+#: scanner, a backup or indexing agent, ``queue list``) has it open; such holds
+#: are brief, so those calls are retried: 5 ms doubling, about 1.3 s in all.
+_SHARING_RETRIES = 8
+_SHARING_FIRST_DELAY = 0.005
+
+T = TypeVar("T")
 #: What file systems that cannot fsync a folder (some shares, FUSE) answer.
 _NO_DIR_FSYNC = {errno.EINVAL, errno.ENOTSUP, getattr(errno, "EOPNOTSUPP", errno.ENOTSUP)}
+
+
+def _retry_sharing(operation: Callable[[], T]) -> T:
+    """``operation()``; on Windows, again after a pause while it meets a sharing violation."""
+    if not _IS_WINDOWS:
+        return operation()
+    delay = _SHARING_FIRST_DELAY
+    for _ in range(_SHARING_RETRIES - 1):
+        try:
+            return operation()
+        except PermissionError:
+            time.sleep(delay)
+            delay *= 2
+    return operation()
+
+
+def replace_file(source: Path, target: Path) -> None:
+    """``os.replace``, waiting out another program's brief hold on either file (Windows)."""
+    _retry_sharing(lambda: os.replace(source, target))
+
+
+def remove_file(path: Path) -> None:
+    """Delete ``path`` if it is there.
+
+    On Windows a read-only file cannot be deleted (its attribute is cleared
+    first) and a file another program holds open is retried, as in
+    :func:`replace_file`.
+    """
+
+    def unlink() -> None:
+        try:
+            path.unlink()
+        except PermissionError:
+            if not _IS_WINDOWS:
+                raise
+            with contextlib.suppress(OSError):
+                path.chmod(stat.S_IWRITE)  # clears the read-only attribute
+            path.unlink()
+
+    with contextlib.suppress(FileNotFoundError):
+        _retry_sharing(unlink)
 
 
 def fsync_dir(path: Path) -> None:
@@ -97,7 +150,7 @@ def atomic_write_bytes(path: Path, data: bytes, *, sync_dir: bool = True) -> Non
         if not _IS_WINDOWS:
             os.fchmod(fd, OWNER_ONLY_FILE)
         _write_fd(fd, data)
-        os.replace(tmp, path)
+        replace_file(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
@@ -145,8 +198,10 @@ def unique_path(folder: Path, name: str) -> Path:
 def move_no_overwrite(source: Path, folder: Path, name: str | None = None) -> Path:
     """Move ``source`` into ``folder`` under a free name; returns where it went.
 
-    Uses a hard link + unlink where possible so that a name taken between the
-    check and the move is never overwritten; falls back to ``os.replace`` on
+    A name taken between the check and the move is never overwritten: POSIX
+    uses a hard link + unlink, Windows its rename, which refuses an existing
+    target. (A hard link there would succeed even while another program holds
+    the source open, and the unlink then fail.) Falls back to ``os.replace`` on
     file systems without hard links (some network shares), and to a copy when
     ``folder`` is on another file system. If the source cannot be removed (held
     open by another program), the new name is removed again and the error
@@ -170,11 +225,14 @@ def _place(source: Path, folder: Path, name: str) -> tuple[Path, bool]:
     for _ in range(100):
         target = unique_path(folder, name)
         try:
+            if _IS_WINDOWS:
+                _retry_sharing(lambda: source.rename(target))  # noqa: B023 (called at once)
+                return target, False
             os.link(source, target)
         except FileExistsError:
             continue
         except OSError as exc:
-            if exc.errno == errno.EXDEV:
+            if _IS_WINDOWS or exc.errno == errno.EXDEV:
                 raise
             if target.exists():
                 continue
@@ -187,7 +245,7 @@ def _place(source: Path, folder: Path, name: str) -> tuple[Path, bool]:
 def _drop_source(source: Path, target: Path) -> None:
     """Remove ``source`` now that ``target`` holds its content, or undo ``target``."""
     try:
-        source.unlink()
+        remove_file(source)
     except BaseException:
         with contextlib.suppress(OSError):
             target.unlink()

@@ -156,7 +156,53 @@ class JsonLinesFormatter(logging.Formatter):
 
 
 class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
-    """Rotating file handler whose files are created owner-only (logs name products/serials)."""
+    """Rotating file handler whose files are created owner-only (logs name products/serials).
+
+    Rotation starts by renaming the live log aside; only once that worked are
+    the backups shifted. On Windows the rename fails while another program (a
+    tail tool, an editor) holds the log open, and the standard handler would
+    then drop the record and shift - so delete - the oldest backups again on
+    every record. Here the log keeps growing instead, and rotation is tried
+    again :data:`ROLLOVER_RETRY` seconds later.
+    """
+
+    ROLLOVER_RETRY = 30.0
+    _rollover_blocked_until = 0.0
+
+    def shouldRollover(self, record: logging.LogRecord) -> bool:
+        if time.monotonic() < self._rollover_blocked_until:
+            return False
+        return bool(super().shouldRollover(record))
+
+    def doRollover(self) -> None:
+        if self.stream:
+            self.stream.close()
+            self.stream = None
+        live = Path(self.baseFilename)
+        aside = live.with_name(live.name + ".rotating")
+        try:
+            os.replace(live, aside)
+        except FileNotFoundError:  # removed by hand: nothing to rotate
+            pass
+        except OSError:  # held open by another program (Windows)
+            self._rollover_blocked_until = time.monotonic() + self.ROLLOVER_RETRY
+        else:
+            try:
+                self._shift_backups(aside)
+            except OSError:  # a backup is held open: keep the log whole, try later
+                os.replace(aside, live)
+                self._rollover_blocked_until = time.monotonic() + self.ROLLOVER_RETRY
+        self.stream = self._open()
+
+    def _shift_backups(self, aside: Path) -> None:
+        if self.backupCount <= 0:
+            aside.unlink()
+            return
+        for n in range(self.backupCount - 1, 0, -1):
+            older = Path(self.rotation_filename(f"{self.baseFilename}.{n}"))
+            if older.exists():
+                os.replace(older, self.rotation_filename(f"{self.baseFilename}.{n + 1}"))
+        self.rotate(str(aside), self.rotation_filename(f"{self.baseFilename}.1"))
 
     def _open(self) -> io.TextIOWrapper:
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,13 @@ def run(args: argparse.Namespace) -> int:
         }
     )
     config.save(path)
+    protected = (
+        "protect its folder (docs/operations.md, 'Protect the folder')"
+        if sys.platform == "win32"
+        else "owner-only"
+    )
     console.print(
-        f"wrote {path} (owner-only). Next: set api_token, then 'pywats-client run --config {path}'."
+        f"wrote {path} ({protected}). Next: set api_token, then "
+        f"'pywats-client run --config {path}'."
     )
     return EXIT_OK

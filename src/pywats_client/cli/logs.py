@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import codecs
+import io
 import os
 import sys
 import time
@@ -121,14 +122,24 @@ def _print_tail(path: Path, lines: int) -> int:
         data, end = tail_bytes(path, lines)
     except FileNotFoundError:
         return 0
-    _write(sys.stdout, data.decode("utf-8", errors="replace"))
+    _write(sys.stdout, data.decode("utf-8", errors="replace").replace("\r\n", "\n"))
     return end
 
 
 def _write(stream: Any, text: str) -> None:
-    if text:
+    """Write log text; lines end in ``\n`` here, the stream adds what the platform uses.
+
+    A console or pipe with a narrower code page than the log's UTF-8 (Windows)
+    gets ``?`` for what it cannot show rather than an error.
+    """
+    if not text:
+        return
+    try:
         stream.write(text)
-        stream.flush()
+    except UnicodeEncodeError:
+        encoding = getattr(stream, "encoding", None) or "ascii"
+        stream.write(text.encode(encoding, errors="replace").decode(encoding))
+    stream.flush()
 
 
 def _identity(st: os.stat_result) -> tuple[int, int]:
@@ -144,7 +155,11 @@ def follow(
     stop: Any = None,
 ) -> None:
     """Print what is appended to ``path`` from ``position`` on, until ``stop()`` is true."""
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    # Logs written on Windows end lines in CRLF; the decoder turns them into "\n"
+    # even when a chunk ends between the two.
+    decoder = io.IncrementalNewlineDecoder(
+        codecs.getincrementaldecoder("utf-8")(errors="replace"), translate=True
+    )
     ident: tuple[int, int] | None = None
     try:
         ident = _identity(path.stat())

@@ -148,7 +148,9 @@ class SupervisorControl:
         watch = _watchdog.watch(conn, budget)
         try:
             return self._exchange(conn, key, request, endpoint)
-        except (OSError, EOFError, struct.error) as exc:
+        # RuntimeError: what CPython's Windows PipeConnection raises for a read
+        # aborted by the watchdog's CancelIoEx ("shouldn't get here").
+        except (OSError, EOFError, struct.error, RuntimeError) as exc:
             if watch.expired:
                 raise ControlUnavailable(
                     f"the supervisor (pid {endpoint.pid}) did not answer within {budget:g} s; "

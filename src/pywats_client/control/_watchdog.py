@@ -4,8 +4,9 @@
 sends half a message and then nothing would block the reading thread
 forever. A :class:`Watchdog` thread aborts the I/O of every connection past
 its deadline (``shutdown`` of the socket on POSIX, ``CancelIoEx`` of the pipe
-on Windows), so the blocked call fails with OSError/EOFError and its thread
-ends. The thread runs only while something is watched.
+on Windows), so the blocked call fails and its thread ends: OSError/EOFError,
+or on Windows a RuntimeError from ``PipeConnection`` (it does not expect an
+aborted read). The thread runs only while something is watched.
 """
 
 from __future__ import annotations

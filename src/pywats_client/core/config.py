@@ -105,8 +105,19 @@ class ClientConfig(BaseModel):
         default_factory=lambda: ["*"], description="Glob patterns of files to take."
     )
     ignore_patterns: list[str] = Field(
-        default_factory=lambda: ["*.tmp", "*.part", "*.partial", "~$*", ".*"],
-        description="Glob patterns never taken (temp files of writers, hidden files).",
+        default_factory=lambda: [
+            "*.tmp",
+            "*.part",
+            "*.partial",
+            "~$*",
+            ".*",
+            "Thumbs.db",
+            "desktop.ini",
+        ],
+        description=(
+            "Glob patterns never taken (temp files of writers, hidden files, the files "
+            "Windows Explorer leaves in folders)."
+        ),
     )
     recursive: bool = Field(False, description="Also watch sub-folders of the watch folders.")
     ready_after: float = Field(

@@ -169,6 +169,6 @@ def proxy_for(config: ClientConfig, url: str | None = None) -> str | None:
     bypass: Any = getattr(urllib.request, "proxy_bypass_environment", None)
     if bypass is not None and bypass(parts.hostname):
         return None
-    proxies = urllib.request.getproxies_environment()
+    proxies = urllib.request.getproxies()  # as httpx: on Windows also the system's settings
     found = proxies.get(parts.scheme) or proxies.get("all")
     return redact_url(found) if found else None

@@ -14,7 +14,7 @@ import os
 import secrets
 from pathlib import Path
 
-from pywats_client._fsutil import OWNER_ONLY_FILE, TEMP_SUFFIX
+from pywats_client._fsutil import OWNER_ONLY_FILE, TEMP_SUFFIX, remove_file
 
 __all__ = ["remove_quietly", "sweep_temp_files", "write_temp"]
 
@@ -49,7 +49,7 @@ def write_temp(tmp_dir: Path, final_name: str, data: bytes) -> Path:
 
 def remove_quietly(path: Path) -> None:
     with contextlib.suppress(OSError):
-        path.unlink()
+        remove_file(path)
 
 
 def sweep_temp_files(folder: Path) -> int:

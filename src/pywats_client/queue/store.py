@@ -34,6 +34,7 @@ from pywats_client._fsutil import (
     fsync_dir,
     is_disk_full,
     move_no_overwrite,
+    replace_file,
 )
 from pywats_client.errors import DiskFullError
 from pywats_client.queue._envelope import (
@@ -295,7 +296,7 @@ class QueueStore:
         with self._lock:
             try:
                 for tmp, name in written:
-                    os.replace(tmp, self.pending_dir / name)
+                    replace_file(tmp, self.pending_dir / name)
                     done.append(name)
             except BaseException:
                 for name in done:
@@ -422,7 +423,7 @@ class QueueStore:
             target = self.tmp_dir / f"{item.name}.sent{TEMP_SUFFIX}"
         with self._lock:
             try:
-                os.replace(source, target)
+                replace_file(source, target)
                 if not self.archive_sent:
                     self._trash.append(target)
             except FileNotFoundError:
@@ -471,8 +472,8 @@ class QueueStore:
             try:
                 # rename first: a crash between the two steps leaves one file, never two
                 if new_name != item.name:
-                    os.replace(self.pending_dir / item.name, self.pending_dir / new_name)
-                os.replace(tmp, self.pending_dir / new_name)
+                    replace_file(self.pending_dir / item.name, self.pending_dir / new_name)
+                replace_file(tmp, self.pending_dir / new_name)
             except BaseException:
                 remove_quietly(tmp)
                 self._claimed.discard(item.name)
@@ -500,7 +501,7 @@ class QueueStore:
         tmp = self._write_or_release(item, item.name, encode_item(envelope, item.report))
         with self._lock:
             try:
-                os.replace(tmp, self.failed_dir / item.name)
+                replace_file(tmp, self.failed_dir / item.name)
             except BaseException:
                 remove_quietly(tmp)
                 self._claimed.discard(item.name)
@@ -640,7 +641,7 @@ class QueueStore:
             new_name = make_name(next_due_ns(), envelope.id)
             tmp = write_temp(self.tmp_dir, new_name, encode_item(envelope, report))
             with self._lock:
-                os.replace(tmp, self.pending_dir / new_name)
+                replace_file(tmp, self.pending_dir / new_name)
                 remove_quietly(source)
                 self._pending += 1
                 self._failed = max(0, self._failed - 1)

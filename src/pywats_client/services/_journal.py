@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pywats_client._fsutil import atomic_write_text, ensure_private_dir, fsync_dir
+from pywats_client._fsutil import atomic_write_text, ensure_private_dir, fsync_dir, remove_file
 from pywats_client.services._readiness import SourceFile
 
 __all__ = [
@@ -191,9 +191,17 @@ class BatchJournal:
             _append_line(journal, {"aborted": True})
 
     def end(self, journal: Path) -> None:
-        """The batch is finished (sources moved); forgetting it needs no fsync."""
-        with contextlib.suppress(FileNotFoundError):
-            journal.unlink()
+        """The batch is finished (sources moved); forgetting it needs no fsync.
+
+        Never raises: a journal that cannot be removed (an abandoned converter
+        thread marking it on Windows, say) is re-read at the next start, where
+        its sources are found already handled.
+        """
+        with self._lock:
+            try:
+                remove_file(journal)
+            except OSError as exc:
+                log.warning("could not remove the finished batch journal %s: %s", journal, exc)
 
     def pending(self) -> list[JournalBatch]:
         """Batches left behind by a previous run, oldest first."""

@@ -34,6 +34,7 @@ from pywats_client._fsutil import (
     ensure_private_dir,
     iter_temp_files,
     move_no_overwrite,
+    remove_file,
     unique_path,
 )
 from pywats_client.services._readiness import SourceFile
@@ -79,8 +80,7 @@ def move_to_done(src: SourceFile) -> Path:
 
 
 def delete_source(src: SourceFile) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        src.path.unlink()
+    remove_file(src.path)
     remove_marker(src)
 
 

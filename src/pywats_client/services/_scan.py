@@ -36,8 +36,23 @@ class FilterRules:
     ignore: tuple[str, ...] = ()
     marker: str | None = None
 
+    def marked_name(self, name: str) -> str | None:
+        """The result file a marker named ``name`` stands for; ``None`` if not a marker.
+
+        Case-insensitive on Windows: ``R1.CSV.DONE`` marks ``R1.CSV`` there.
+        """
+        if not self.marker or len(name) <= len(self.marker):
+            return None
+        suffix = name[-len(self.marker) :]
+        same = (
+            suffix.casefold() == self.marker.casefold()
+            if _CASE_INSENSITIVE
+            else suffix == self.marker
+        )
+        return name[: -len(self.marker)] if same else None
+
     def accepts(self, name: str) -> bool:
-        if self.marker and name.endswith(self.marker):
+        if self.marked_name(name) is not None:
             return False
         if any(fnmatch.fnmatch(name, p) for p in self.ignore):
             return False

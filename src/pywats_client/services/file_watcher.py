@@ -325,8 +325,9 @@ class FileWatcher:
     def _absorb_hints(self, paths: set[str], now: float) -> None:
         for text in paths:
             path = Path(text)
-            if self.rules.marker and path.name.endswith(self.rules.marker):
-                path = path.with_name(path.name[: -len(self.rules.marker)])
+            marked = self.rules.marked_name(path.name)
+            if marked is not None:
+                path = path.with_name(marked)
             elif not self.rules.accepts(path.name):
                 continue
             if path in self._claimed:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import signal
+import sys
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -98,6 +99,11 @@ class Timing:
     jitter: float = 0.2
 
 
+#: Exit codes from here up are Windows NTSTATUS errors (an access violation is
+#: 0xC0000005), known by their hex form rather than as 3221225477.
+_NTSTATUS_ERROR = 0xC0000000
+
+
 def describe_exit(code: int | None) -> str:
     """Operator wording for a process exit code (negative: killed by a signal)."""
     if code is None:
@@ -107,11 +113,15 @@ def describe_exit(code: int | None) -> str:
     if code == EXIT_LOCKED:
         return "worker refused to start: instance locked by another process (exit 75)"
     if code < 0:
+        if sys.platform == "win32" and code == -signal.SIGTERM:
+            return "worker was terminated (TerminateProcess)"  # how multiprocessing reports it
         try:
             name = signal.Signals(-code).name
         except ValueError:
             name = f"signal {-code}"
         return f"worker was killed by {name}"
+    if code >= _NTSTATUS_ERROR:
+        return f"worker crashed with code {code:#010x}"  # Windows NTSTATUS, e.g. 0xc0000005
     return f"worker exited with code {code}"
 
 

@@ -23,7 +23,6 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from multiprocessing.connection import wait
 from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
@@ -56,6 +55,7 @@ from pywats_client.supervisor._states import (
     describe_exit,
 )
 from pywats_client.supervisor._statusfile import STATUS_FORMAT, STATUS_NAME, write_status
+from pywats_client.supervisor._wait import wait_any
 from pywats_client.supervisor.worker import DEFAULT_RUNTIME, WorkerSpec
 
 __all__ = ["KILL_TIMEOUT", "RELOAD_POLL_INTERVAL", "Supervisor"]
@@ -416,7 +416,7 @@ class Supervisor:
                 waitables.append(handle.events)
                 owners[handle.events] = slot
         try:
-            ready = wait(waitables, timeout)
+            ready = wait_any(waitables, timeout)
         except InterruptedError:  # Ctrl+C on Windows interrupts the wait; handlers ran
             ready = []
         now = self._clock()
