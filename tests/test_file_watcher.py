@@ -274,7 +274,10 @@ def test_a_marker_names_its_result_file_and_is_never_one(
     assert not rules.accepts("R1.csv.done")
     assert rules.marked_name("R1.csv") is None
     assert rules.accepts("R1.csv")
-    assert rules.marked_name(".done") is None  # a bare marker names no file
+    assert rules.marked_name("_READY") is None
+    marker_only = FilterRules(marker="_READY")
+    assert marker_only.marked_name("_READY") is None  # a bare marker names no file
+    assert not marker_only.accepts("_READY")  # and is not a result file either
     # Windows file names ignore case, so does the marker there
     assert rules.marked_name("R1.CSV.DONE") == ("R1.CSV" if windows else None)
     assert rules.accepts("R1.CSV.DONE") is not windows

@@ -232,8 +232,12 @@ def windows(monkeypatch: pytest.MonkeyPatch) -> None:
             raise PermissionError(errno.EACCES, "Access is denied", str(self))
         real_unlink(self, missing_ok)
 
+    def no_hard_links(source: object, target: object) -> None:
+        raise AssertionError("the Windows branch renames; it must not hard-link")
+
     monkeypatch.setattr(Path, "rename", rename_no_overwrite)
     monkeypatch.setattr(Path, "unlink", unlink_unless_read_only)
+    monkeypatch.setattr(_fsutil.os, "link", no_hard_links)
 
 
 def _held_open_for(calls: int, operation: str, monkeypatch: pytest.MonkeyPatch) -> list[str]:

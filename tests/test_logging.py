@@ -92,40 +92,93 @@ def test_file_is_written_owner_only_and_rotates(tmp_path: Path) -> None:
             assert path.stat().st_mode & 0o777 == 0o600
 
 
-def test_a_log_held_open_elsewhere_keeps_every_line_and_every_backup(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Windows: the live log cannot be renamed while a tail tool holds it open."""
+def _rotating_log(tmp_path: Path, backups: int, lines: int) -> tuple[Path, logging.Logger]:
+    """A configured 2,000-byte rotating log with ``lines`` lines written."""
     log_file = tmp_path / "logs" / "a.log"
-    configure_logging(level="INFO", log_file=log_file, max_bytes=2000, backups=2, instance="a")
+    configure_logging(level="INFO", log_file=log_file, max_bytes=2000, backups=backups)
     log = logging.getLogger("pywats_client.test")
-    for i in range(100):
+    for i in range(lines):
         log.info("before %d %s", i, "x" * 40)
-    backups = {p.name: p.read_bytes() for p in log_file.parent.glob("a.log.*")}
-    assert set(backups) == {"a.log.1", "a.log.2"}
+    return log_file, log
 
+
+def _backups(log_file: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in log_file.parent.glob(log_file.name + ".*")}
+
+
+def _held_open(monkeypatch: pytest.MonkeyPatch, path: Path) -> dict[str, bool]:
+    """Renames of ``path`` fail as on Windows while another program has it open."""
     real_replace = os.replace
     held = {"open": True}
 
     def replace(source: object, target: object) -> None:
-        if held["open"] and Path(str(source)) == log_file:
+        if held["open"] and Path(str(source)) == path:
             raise PermissionError(13, "The process cannot access the file", str(source))
         real_replace(source, target)  # type: ignore[arg-type]
 
     monkeypatch.setattr(_logging.os, "replace", replace)
+    return held
+
+
+def _retry_rotation_now() -> None:
+    """Skip the wait before the next rotation attempt."""
+    [handler] = [
+        h
+        for h in logging.getLogger().handlers
+        if isinstance(h, _logging._PrivateRotatingFileHandler)
+    ]
+    handler._rollover_blocked_until = 0.0
+
+
+def test_a_log_held_open_elsewhere_keeps_every_line_and_every_backup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Windows: the live log cannot be renamed while a tail tool holds it open."""
+    log_file, log = _rotating_log(tmp_path, backups=2, lines=100)
+    backups = _backups(log_file)
+    assert set(backups) == {"a.log.1", "a.log.2"}
+    held = _held_open(monkeypatch, log_file)
     for i in range(100):
         log.info("held %d %s", i, "x" * 40)
     text = log_file.read_text(encoding="utf-8")
     assert all(f"held {i} " in text for i in range(100))  # nothing dropped
-    assert {p.name: p.read_bytes() for p in log_file.parent.glob("a.log.*")} == backups
+    assert _backups(log_file) == backups
 
     held["open"] = False  # the tail tool is closed; the next attempt is due
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, _logging._PrivateRotatingFileHandler):
-            handler._rollover_blocked_until = 0.0
+    _retry_rotation_now()
     log.info("after %s", "x" * 40)
     assert "held 99 " in (tmp_path / "logs" / "a.log.1").read_text(encoding="utf-8")
     assert log_file.stat().st_size <= 2000
+
+
+def test_a_backup_held_open_elsewhere_costs_no_backup_and_no_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Windows: an editor has ``a.log.1`` open, so it cannot move up to ``a.log.2``."""
+    log_file, log = _rotating_log(tmp_path, backups=3, lines=150)
+    backups = _backups(log_file)
+    assert set(backups) == {"a.log.1", "a.log.2", "a.log.3"}
+    _held_open(monkeypatch, log_file.with_name("a.log.1"))
+    for attempt in range(4):  # the handler tries again after each wait
+        _retry_rotation_now()
+        for i in range(20):
+            log.info("held %d.%d %s", attempt, i, "x" * 40)
+    assert _backups(log_file) == backups
+    text = log_file.read_text(encoding="utf-8")
+    assert all(f"held {a}.{i} " in text for a in range(4) for i in range(20))
+
+
+def test_one_backup_rotates_over_the_old_one(tmp_path: Path) -> None:
+    log_file, _ = _rotating_log(tmp_path, backups=1, lines=150)
+    assert sorted(p.name for p in log_file.parent.iterdir()) == ["a.log", "a.log.1"]
+    assert "before 149 " in log_file.read_text(encoding="utf-8")
+    assert log_file.stat().st_size <= 2000
+
+
+def test_no_backups_means_no_rotation(tmp_path: Path) -> None:
+    log_file, _ = _rotating_log(tmp_path, backups=0, lines=150)
+    assert [p.name for p in log_file.parent.iterdir()] == ["a.log"]
+    assert "before 0 " in log_file.read_text(encoding="utf-8")
 
 
 def test_reconfiguring_replaces_handlers_instead_of_duplicating(tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 
 The end-to-end rate of one instance is bounded by CPU, not by the disk. This
 scenario measures the two halves of a station apart, in one real worker under a
-real supervisor, so the bound is a measured figure rather than a guess:
+real supervisor, so that bound is a measured figure rather than a guess:
 
 1. intake only: uploads are held (``SupervisorControl.pause``), a burst of files
    is dropped, and the time and worker CPU until every report is durably in
@@ -12,8 +12,10 @@ real supervisor, so the bound is a measured figure rather than a guess:
    report is taken over the same window (it shares this machine's cores).
 
 CPU ceiling = cores x 1000 / (intake + upload + stand-in ms per file): the rate
-at which every core would be busy, even if intake and upload ran in separate
-processes, and an upper bound on what any layout of the same work reaches here.
+at which every core would be busy at these costs per file, even with intake and
+upload in separate processes. The costs themselves move with the layout (larger
+batches lower them, GIL contention raises them), so it is the ceiling of one
+station as it is, not of every possible arrangement.
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ TEMP_SUFFIX = ".pywats-tmp"
 _IS_WINDOWS = sys.platform == "win32"
 #: Windows refuses to rename or delete a file while another program (a virus
 #: scanner, a backup or indexing agent, ``queue list``) has it open; such holds
-#: are brief, so those calls are retried: 5 ms doubling, about 1.3 s in all.
+#: are brief, so those calls are retried: 5 ms doubling, about 0.6 s in all.
 _SHARING_RETRIES = 8
 _SHARING_FIRST_DELAY = 0.005
 
@@ -248,7 +248,7 @@ def _drop_source(source: Path, target: Path) -> None:
         remove_file(source)
     except BaseException:
         with contextlib.suppress(OSError):
-            target.unlink()
+            remove_file(target)
         raise
 
 
@@ -274,7 +274,7 @@ def _copy_across(source: Path, folder: Path, name: str) -> Path:
         # it, so that a retry does not leave a second copy behind.
         if exc.errno not in _NO_DIR_FSYNC:
             with contextlib.suppress(OSError):
-                target.unlink()
+                remove_file(target)
             raise
     _drop_source(source, target)
     return target

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import io
 import json
 import logging
@@ -158,19 +159,21 @@ class JsonLinesFormatter(logging.Formatter):
 class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
     """Rotating file handler whose files are created owner-only (logs name products/serials).
 
-    Rotation starts by renaming the live log aside; only once that worked are
-    the backups shifted. On Windows the rename fails while another program (a
-    tail tool, an editor) holds the log open, and the standard handler would
-    then drop the record and shift - so delete - the oldest backups again on
-    every record. Here the log keeps growing instead, and rotation is tried
-    again :data:`ROLLOVER_RETRY` seconds later.
+    Rotation is all or nothing: the live log is renamed aside, the backups move
+    up one (the oldest is dropped only once every move worked) and the live log
+    becomes ``.1``. On Windows a rename fails while another program (a tail
+    tool, an editor) holds that file open; the standard handler would then drop
+    the record and shift - so delete - backups again on every record. Here the
+    moves made are undone, the log keeps growing, and rotation is tried again
+    :data:`ROLLOVER_RETRY` seconds later. With ``backupCount`` 0 the log is never
+    rotated, as with the standard handler.
     """
 
     ROLLOVER_RETRY = 30.0
     _rollover_blocked_until = 0.0
 
     def shouldRollover(self, record: logging.LogRecord) -> bool:
-        if time.monotonic() < self._rollover_blocked_until:
+        if self.backupCount <= 0 or time.monotonic() < self._rollover_blocked_until:
             return False
         return bool(super().shouldRollover(record))
 
@@ -190,19 +193,31 @@ class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
             try:
                 self._shift_backups(aside)
             except OSError:  # a backup is held open: keep the log whole, try later
-                os.replace(aside, live)
+                with contextlib.suppress(OSError):
+                    os.replace(aside, live)
                 self._rollover_blocked_until = time.monotonic() + self.ROLLOVER_RETRY
         self.stream = self._open()
 
     def _shift_backups(self, aside: Path) -> None:
-        if self.backupCount <= 0:
-            aside.unlink()
-            return
-        for n in range(self.backupCount - 1, 0, -1):
-            older = Path(self.rotation_filename(f"{self.baseFilename}.{n}"))
-            if older.exists():
-                os.replace(older, self.rotation_filename(f"{self.baseFilename}.{n + 1}"))
-        self.rotate(str(aside), self.rotation_filename(f"{self.baseFilename}.1"))
+        """``.1`` -> ``.2`` ... , the oldest dropped, ``aside`` -> ``.1``; undone on failure."""
+        backups = [Path(f"{self.baseFilename}.{n}") for n in range(1, self.backupCount + 1)]
+        dropped = backups[-1].with_name(backups[-1].name + ".dropping")
+        steps = [(backups[-1], dropped)]
+        steps += [(backups[n - 1], backups[n]) for n in range(len(backups) - 1, 0, -1)]
+        steps.append((aside, backups[0]))
+        done: list[tuple[Path, Path]] = []
+        try:
+            for source, target in steps:
+                if source.exists():
+                    os.replace(source, target)
+                    done.append((source, target))
+        except OSError:
+            for source, target in reversed(done):
+                with contextlib.suppress(OSError):
+                    os.replace(target, source)
+            raise
+        with contextlib.suppress(OSError):
+            dropped.unlink()
 
     def _open(self) -> io.TextIOWrapper:
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0)

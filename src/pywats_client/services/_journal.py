@@ -193,9 +193,10 @@ class BatchJournal:
     def end(self, journal: Path) -> None:
         """The batch is finished (sources moved); forgetting it needs no fsync.
 
-        Never raises: a journal that cannot be removed (an abandoned converter
-        thread marking it on Windows, say) is re-read at the next start, where
-        its sources are found already handled.
+        Never raises: a journal that cannot be removed (on Windows, while a
+        virus scanner or backup agent holds it open) is re-read at the next
+        start, where its sources are found already handled. The lock keeps an
+        abandoned converter thread's ``mark`` from holding it open meanwhile.
         """
         with self._lock:
             try:

@@ -35,6 +35,7 @@ from pywats_client._fsutil import (
     iter_temp_files,
     move_no_overwrite,
     remove_file,
+    replace_file,
     unique_path,
 )
 from pywats_client.services._readiness import SourceFile
@@ -68,8 +69,7 @@ def relative_folder(src: SourceFile, base: Path) -> Path:
 def remove_marker(src: SourceFile) -> None:
     """The marker file goes with its source (moved, deleted or archived)."""
     if src.marker is not None:
-        with contextlib.suppress(FileNotFoundError):
-            src.marker.unlink()
+        remove_file(src.marker)
 
 
 def move_to_done(src: SourceFile) -> Path:
@@ -137,10 +137,10 @@ def move_to_error(src: SourceFile, report: ErrorReport) -> Path:
         target = move_no_overwrite(src.path, folder, planned.name)
     except BaseException:
         with contextlib.suppress(OSError):
-            _reason_path(planned).unlink()
+            remove_file(_reason_path(planned))
         raise
     if target != planned:  # the name was taken meanwhile: the reason follows the file
-        os.replace(_reason_path(planned), _reason_path(target))
+        replace_file(_reason_path(planned), _reason_path(target))
     remove_marker(src)
     return target
 
@@ -219,7 +219,7 @@ def zip_sources(
                 existing[arcname] = zf.getinfo(arcname)
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
-        os.replace(tmp, archive)
+        replace_file(tmp, archive)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()

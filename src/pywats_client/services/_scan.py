@@ -43,16 +43,17 @@ class FilterRules:
         """
         if not self.marker or len(name) <= len(self.marker):
             return None
-        suffix = name[-len(self.marker) :]
-        same = (
-            suffix.casefold() == self.marker.casefold()
-            if _CASE_INSENSITIVE
-            else suffix == self.marker
-        )
-        return name[: -len(self.marker)] if same else None
+        stem, suffix = name[: -len(self.marker)], name[-len(self.marker) :]
+        return stem if self._same(suffix, self.marker) else None
+
+    @staticmethod
+    def _same(name: str, other: str | None) -> bool:
+        if other is None:
+            return False
+        return name.casefold() == other.casefold() if _CASE_INSENSITIVE else name == other
 
     def accepts(self, name: str) -> bool:
-        if self.marked_name(name) is not None:
+        if self.marked_name(name) is not None or self._same(name, self.marker):
             return False
         if any(fnmatch.fnmatch(name, p) for p in self.ignore):
             return False
