@@ -14,6 +14,8 @@ import psutil
 import pytest
 
 import pywats_client
+from pywats_client import _fsutil
+from pywats_client._fsutil import iter_temp_files
 from pywats_client.cli import main
 from pywats_client.cli.status import format_duration
 from pywats_client.errors import FatalError, RegistryError
@@ -336,3 +338,30 @@ def test_unreadable_status_file_says_permission_denied(
     monkeypatch.setattr(Path, "read_text", refuse)
     with pytest.raises(FatalError, match="permission denied; run this as the user"):
         read_status(path)
+
+
+def test_status_write_waits_out_a_brief_read_and_gives_up_on_a_long_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Windows: a GUI reading status.json blocks the replace for a moment."""
+    monkeypatch.setattr(_fsutil, "_IS_WINDOWS", True)
+    monkeypatch.setattr(_fsutil, "_SHARING_FIRST_DELAY", 0.0001)
+    path = tmp_path / STATUS_NAME
+    write_status(path, {"format": 1, "n": 0})
+    real_replace = os.replace
+    refusals = {"left": 3}
+
+    def held(source: Any, target: Any) -> None:
+        if Path(target) == path and refusals["left"] > 0:
+            refusals["left"] -= 1
+            raise PermissionError(13, "The process cannot access the file", str(target))
+        real_replace(source, target)
+
+    monkeypatch.setattr(_fsutil.os, "replace", held)
+    assert write_status(path, {"format": 1, "n": 1})
+    assert read_status(path) == {"format": 1, "n": 1}
+
+    refusals["left"] = 1000  # a reader that does not let go
+    assert not write_status(path, {"format": 1, "n": 2})  # the next interval tries again
+    assert read_status(path) == {"format": 1, "n": 1}
+    assert list(iter_temp_files(tmp_path)) == []

@@ -31,24 +31,23 @@ __all__ = ["STATUS_FORMAT", "STATUS_NAME", "read_status", "write_status"]
 
 STATUS_NAME = "status.json"
 STATUS_FORMAT = 1
-#: Windows refuses to replace a file another process has open for reading;
-#: a reader holds it only for a moment, so a few short retries suffice.
-_REPLACE_RETRIES = 5
+#: While the supervisor replaces the file (Windows refuses a read then), a
+#: reader tries again a few times.
+_READ_RETRIES = 5
 _RETRY_SLEEP = 0.02
 
 
 def write_status(path: Path, document: dict[str, Any]) -> bool:
-    """Atomically replace ``path``; False if it stayed locked by readers (try next time)."""
-    text = json.dumps(document, indent=1, default=str) + "\n"
-    for attempt in range(_REPLACE_RETRIES):
-        try:
-            atomic_write_text(path, text, sync_dir=False)
-            return True
-        except PermissionError:
-            if attempt + 1 == _REPLACE_RETRIES:
-                return False
-            time.sleep(_RETRY_SLEEP)
-    return False
+    """Atomically replace ``path``; False if it stayed locked by readers (try next time).
+
+    The replace itself waits out a reader's brief hold on Windows
+    (``_fsutil.replace_file``).
+    """
+    try:
+        atomic_write_text(path, json.dumps(document, indent=1, default=str) + "\n", sync_dir=False)
+    except PermissionError:
+        return False
+    return True
 
 
 def read_status(path: Path) -> dict[str, Any] | None:
@@ -56,7 +55,7 @@ def read_status(path: Path) -> dict[str, Any] | None:
 
     Raises :class:`~pywats_client.errors.FatalError` when this user may not read it.
     """
-    for _ in range(_REPLACE_RETRIES):
+    for _ in range(_READ_RETRIES):
         try:
             text = path.read_text(encoding="utf-8")
             break
