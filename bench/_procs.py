@@ -34,6 +34,7 @@ __all__ = [
     "Server",
     "Station",
     "Supervise",
+    "cpu_seconds",
     "poll",
     "stage_files",
     "supervise",
@@ -42,6 +43,11 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+
+def cpu_seconds(*processes: psutil.Process) -> float:
+    """User + system CPU these processes have used so far, in seconds."""
+    return sum(sum(p.cpu_times()[:2]) for p in processes)
 
 
 class BenchError(RuntimeError):

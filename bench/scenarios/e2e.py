@@ -20,7 +20,15 @@ import time
 import psutil
 
 from bench._context import Context
-from bench._procs import BenchError, Server, Station, stage_files, supervise, write_stations
+from bench._procs import (
+    BenchError,
+    Server,
+    Station,
+    cpu_seconds,
+    stage_files,
+    supervise,
+    write_stations,
+)
 from bench._reports import report_json
 from bench._stats import Figure, Target
 from bench.scenarios.disk import raw_rate
@@ -29,10 +37,6 @@ NAME = "e2e"
 RAW_SAMPLE = 300
 #: Settings for the stations of this scenario (everything else: the product's defaults).
 CONFIG = {"ready_after": 0.0}
-
-
-def _cpu(workers: list[psutil.Process]) -> float:
-    return sum(sum(p.cpu_times()[:2]) for p in workers)
 
 
 def _burst(
@@ -54,12 +58,12 @@ def _burst(
     targets = [stations[i % len(stations)].watch / path.name for i, path in enumerate(staged)]
     server.reset()
     raw = raw_rate(folder, RAW_SAMPLE)
-    cpu = _cpu(workers)
+    cpu = cpu_seconds(*workers)
     dropped = time.time()
     for path, target in zip(staged, targets, strict=True):
         os.replace(path, target)
     server.wait_for(total, timeout=120 + total / 20, what=f"{total} dropped files at the server")
-    cpu = _cpu(workers) - cpu
+    cpu = cpu_seconds(*workers) - cpu
     last = max(server.accept_times().values())
     server.check_exactly_once(total)
     ctx.discard(folder)

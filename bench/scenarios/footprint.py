@@ -17,16 +17,12 @@ import time
 import psutil
 
 from bench._context import Context
-from bench._procs import BenchError, supervise, write_stations
+from bench._procs import BenchError, cpu_seconds, supervise, write_stations
 from bench._stats import Figure, Target
 
 NAME = "footprint"
 MIB = 2**20
 WORKER_RSS_LIMIT_MIB = 60.0
-
-
-def _cpu_seconds(procs: list[psutil.Process]) -> float:
-    return sum(sum(p.cpu_times()[:2]) for p in procs)
 
 
 def run(ctx: Context) -> list[Figure]:
@@ -47,12 +43,12 @@ def run(ctx: Context) -> list[Figure]:
         cpu: list[float] = []
         sup_cpu: list[float] = []
         for _ in range(windows):
-            before, sup_before = _cpu_seconds(everyone), _cpu_seconds([supervisor])
+            before, sup_before = cpu_seconds(*everyone), cpu_seconds(supervisor)
             began = time.monotonic()
             time.sleep(window)
             elapsed = time.monotonic() - began
-            cpu.append((_cpu_seconds(everyone) - before) / elapsed * 100)
-            sup_cpu.append((_cpu_seconds([supervisor]) - sup_before) / elapsed * 100)
+            cpu.append((cpu_seconds(*everyone) - before) / elapsed * 100)
+            sup_cpu.append((cpu_seconds(supervisor) - sup_before) / elapsed * 100)
         memory = {p.pid: p.memory_full_info() for p in everyone}
     cores = psutil.cpu_count() or 1
     worker_rss = [memory[p.pid].rss / MIB for p in workers]

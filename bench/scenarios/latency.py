@@ -19,7 +19,15 @@ import time
 import psutil
 
 from bench._context import Context
-from bench._procs import BenchError, ChildProcess, Server, Station, worker_run, write_stations
+from bench._procs import (
+    BenchError,
+    ChildProcess,
+    Server,
+    Station,
+    cpu_seconds,
+    worker_run,
+    write_stations,
+)
 from bench._reports import report_json
 from bench._stats import Figure, Target, percentile
 
@@ -38,7 +46,7 @@ def _steady_load(
     serials = [f"{tag}-{n:06d}" for n in range(count)]
     server.reset()
     proc = psutil.Process(worker.pid)
-    cpu = sum(proc.cpu_times()[:2])
+    cpu = cpu_seconds(proc)
     landed: dict[str, float] = {}
     start = time.monotonic() + 0.2
     for n, sn in enumerate(serials):
@@ -51,7 +59,7 @@ def _steady_load(
         os.replace(temp, station.watch / f"{sn}.json")
         landed[sn] = time.time()
     server.wait_for(count, timeout=60 + READY_AFTER, what=f"the {count} files of {tag}")
-    cpu = sum(proc.cpu_times()[:2]) - cpu
+    cpu = cpu_seconds(proc) - cpu
     server.check_exactly_once(count)
     accepted = server.accept_times(by="sn")
     if set(accepted) != set(serials):

@@ -28,7 +28,16 @@ from pathlib import Path
 import psutil
 
 from bench._context import Context
-from bench._procs import BenchError, Server, Station, poll, stage_files, supervise, write_stations
+from bench._procs import (
+    BenchError,
+    Server,
+    Station,
+    cpu_seconds,
+    poll,
+    stage_files,
+    supervise,
+    write_stations,
+)
 from bench._reports import report_json
 from bench._stats import Figure
 from bench.scenarios.e2e import CONFIG
@@ -36,11 +45,6 @@ from pywats_client.control import SupervisorControl
 from pywats_client.queue._names import due_ns_of
 
 NAME = "stages"
-
-
-def _cpu_ms(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return (times.user + times.system) * 1000
 
 
 def _queued(pending_dir: Path) -> int:
@@ -84,7 +88,7 @@ def _measure(
     server.reset()
     standin = psutil.Process(server.pid)
 
-    cpu, began = _cpu_ms(worker), time.monotonic()
+    cpu, began = cpu_seconds(worker), time.monotonic()
     for path in staged:
         os.replace(path, station.watch / path.name)
     poll(
@@ -94,9 +98,9 @@ def _measure(
         interval=0.05,
     )
     intake_rate = total / (time.monotonic() - began)
-    intake_cpu = (_cpu_ms(worker) - cpu) / total
+    intake_cpu = (cpu_seconds(worker) - cpu) * 1000 / total
 
-    cpu, server_cpu, began = _cpu_ms(worker), _cpu_ms(standin), time.time()
+    cpu, server_cpu, began = cpu_seconds(worker), cpu_seconds(standin), time.time()
     if not control.resume(station.name).ok:
         raise BenchError("the supervisor did not resume the station's uploads")
     server.wait_for(total, timeout=120 + total / 20, what=f"{total} queued reports")
@@ -104,8 +108,8 @@ def _measure(
         intake_rate,
         intake_cpu,
         upload_rate=total / (max(server.accept_times().values()) - began),
-        upload_cpu=(_cpu_ms(worker) - cpu) / total,
-        server_cpu=(_cpu_ms(standin) - server_cpu) / total,
+        upload_cpu=(cpu_seconds(worker) - cpu) * 1000 / total,
+        server_cpu=(cpu_seconds(standin) - server_cpu) * 1000 / total,
     )
     server.check_exactly_once(total)
     ctx.discard(folder)

@@ -28,6 +28,7 @@ import httpx
 import psutil
 
 from bench._context import Context
+from bench._procs import cpu_seconds
 from bench._reports import small_report
 from bench._stats import Figure
 
@@ -97,9 +98,9 @@ def run(ctx: Context) -> list[Figure]:
         for r in range(ctx.repeats(3)):
             for kind in ("raw", "httpx"):
                 server.reset()
-                cpu = sum(process.cpu_times()[:2])
+                cpu = cpu_seconds(process)
                 seconds: Any = pool.apply(client_process, (kind, server.url, server.token, count))
-                cpu = sum(process.cpu_times()[:2]) - cpu
+                cpu = cpu_seconds(process) - cpu
                 server.check_exactly_once(count)
                 results[kind].append(count / seconds)
                 if kind == "raw":
