@@ -22,10 +22,14 @@ __all__ = ["FilterRules", "WatchRoot", "build_roots", "root_for", "scan_root"]
 _CASE_INSENSITIVE = sys.platform == "win32"
 
 
-def _key(path: Path) -> str:
-    """Comparable form of a folder path (case-folded where the file system is)."""
-    text = os.path.normpath(str(path))
+def _fold(text: str) -> str:
+    """``text`` as the file system compares names (case-folded where it ignores case)."""
     return text.casefold() if _CASE_INSENSITIVE else text
+
+
+def _key(path: Path) -> str:
+    """Comparable form of a folder path."""
+    return _fold(os.path.normpath(str(path)))
 
 
 @dataclass(frozen=True)
@@ -44,16 +48,12 @@ class FilterRules:
         if not self.marker or len(name) <= len(self.marker):
             return None
         stem, suffix = name[: -len(self.marker)], name[-len(self.marker) :]
-        return stem if self._same(suffix, self.marker) else None
-
-    @staticmethod
-    def _same(name: str, other: str | None) -> bool:
-        if other is None:
-            return False
-        return name.casefold() == other.casefold() if _CASE_INSENSITIVE else name == other
+        return stem if _fold(suffix) == _fold(self.marker) else None
 
     def accepts(self, name: str) -> bool:
-        if self.marked_name(name) is not None or self._same(name, self.marker):
+        if self.marker and (
+            self.marked_name(name) is not None or _fold(name) == _fold(self.marker)
+        ):
             return False
         if any(fnmatch.fnmatch(name, p) for p in self.ignore):
             return False
