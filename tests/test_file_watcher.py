@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
 
 from pywats_client.core import ClientConfig
 from pywats_client.services import _scan
@@ -94,7 +96,7 @@ class NoEventsObserver:
     def _idle(self) -> None:
         self._stop.wait()
 
-    def schedule(self, event_handler: Any, path: str, *, recursive: bool = False) -> None:
+    def schedule(self, event_handler: Any, path: str, **kwargs: Any) -> None:
         self.emitters.add(_Emitter(self._thread))
 
     def start(self) -> None:
@@ -495,6 +497,56 @@ def test_a_dead_observer_is_rebuilt(tmp_path: Path) -> None:
             await watcher.stop()
 
     run(body)
+
+
+class RecordingObserver(Observer):  # type: ignore[misc,valid-type]
+    """The real observer, keeping the type of every event it delivers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+
+    def schedule(self, event_handler: Any, path: str, **kwargs: Any) -> Any:
+        seen = self.seen
+
+        class Recording(FileSystemEventHandler):  # type: ignore[misc]
+            def dispatch(self, event: FileSystemEvent) -> None:
+                seen.append(event.event_type)
+                event_handler.dispatch(event)
+
+        return super().schedule(Recording(), path, **kwargs)
+
+
+def test_reading_a_result_file_makes_no_events(tmp_path: Path) -> None:
+    """The service reads each file several times; those reads must not wake the watcher."""
+    config = make_config(tmp_path, ready_after=0.1)
+    watch = config.watch_dirs[0]
+    observers: list[RecordingObserver] = []
+
+    def factory() -> RecordingObserver:
+        observers.append(RecordingObserver())
+        return observers[-1]
+
+    async def body() -> None:
+        watcher = FileWatcher(config, observer_factory=factory)
+        await watcher.start()
+        try:
+            staged = tmp_path / "staged.json"
+            staged.write_text("{}")
+            os.replace(staged, watch / "moved-in.json")
+            (watch / "written.json").write_text("{}")
+            got = await collect(watcher, 2)
+            for _ in range(20):
+                for item in got:
+                    item.path.read_bytes()
+            await only_the_canary_comes(watcher, watch)
+        finally:
+            await watcher.stop()
+
+    run(body)
+    seen = set(observers[0].seen)
+    assert {"created", "closed"} <= seen, seen  # a file moved in from elsewhere is "created"
+    assert not seen & {"opened", "closed_no_write"}, seen
 
 
 def test_missing_watch_folder_is_created(tmp_path: Path) -> None:

@@ -99,7 +99,7 @@ class _Deaf:
         self._thread = threading.Thread(target=self._stop.wait, daemon=True)
         self.emitters = set()
 
-    def schedule(self, handler, path, recursive=False):
+    def schedule(self, handler, path, **kwargs):
         self.emitters.add(_Emitter(self._thread))
 
     def start(self):
