@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
 import sys
@@ -18,6 +19,7 @@ from pywats_client.converters import (
     ConverterManager,
     report_id,
 )
+from pywats_client.converters import manager as manager_module
 from pywats_client.core.config import ClientConfig
 from pywats_client.errors import ConversionError, RejectedError
 from pywats_client.models import UUTReport
@@ -836,3 +838,67 @@ def test_base_converter_defaults_work_without_a_manager(tmp_path: Path) -> None:
     manager = ConverterManager(builtins=False, entry_points=False)
     manager.load()
     assert manager.converters == []
+
+
+# --- one read per file -------------------------------------------------------------
+
+REWRITER = """
+import hashlib
+
+class Rewriter(BaseConverter):
+    '''Rewrites its file while converting, as a tester writing the next result would.'''
+    name = "rewriter"
+    patterns = ["*.dat"]
+
+    def can_convert(self, file_path):
+        head = self.peek(file_path, 5)
+        file_path.write_text("SN-NEW")
+        return head == b"SN-OL"
+
+    def convert(self, file_path):
+        sidecar = self.read_text(file_path.with_suffix(".side"))
+        return UUTReport(pn=sidecar, sn=self.read_text(file_path), pass_fail=True,
+                         start_date_time="2026-03-01T10:00:00+01:00")
+"""
+
+
+def test_the_hash_is_of_exactly_the_bytes_the_converter_read(tmp_path: Path) -> None:
+    write_plugin(tmp_path / "converters", "rewriter.py", REWRITER)
+    source = tmp_path / "unit.dat"
+    source.write_text("SN-OLD")
+    source.with_suffix(".side").write_text("PN-SIDE")
+    conversion = manager_for(tmp_path).convert(source)
+
+    (report,) = conversion.reports
+    assert report["sn"] == "SN-OLD"
+    assert report["pn"] == "PN-SIDE"  # any other file is read from disk
+    assert conversion.source_sha256 == hashlib.sha256(b"SN-OLD").hexdigest()
+    assert source.read_text() == "SN-NEW"
+    # Outside a conversion the converter reads the disk again.
+    assert manager_for(tmp_path).get("rewriter").read_text(source) == "SN-NEW"  # type: ignore[union-attr]
+
+
+def test_files_over_the_read_once_limit_are_streamed_and_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(manager_module, "READ_ONCE_LIMIT", 4)
+    write_plugin(tmp_path / "converters", "rewriter.py", REWRITER)
+    source = tmp_path / "unit.dat"
+    source.write_text("SN-OLD")
+    source.with_suffix(".side").write_text("PN-SIDE")
+    conversion = manager_for(tmp_path).convert(source)
+
+    assert conversion.reports[0]["sn"] == "SN-NEW"
+    assert conversion.source_sha256 == hashlib.sha256(b"SN-OLD").hexdigest()
+
+
+def test_a_per_converter_size_limit_still_applies_to_bytes_read_once(tmp_path: Path) -> None:
+    write_plugin(tmp_path / "converters", "rewriter.py", REWRITER)
+    source = tmp_path / "unit.dat"
+    source.write_text("SN-OLD")
+    source.with_suffix(".side").write_text("PN")
+    manager = manager_for(tmp_path, converters={"rewriter": {"max_size": 3}})
+    with pytest.raises(
+        ConversionError, match=r"unit\.dat: file is 6 bytes, larger than the limit of 3 bytes"
+    ):
+        manager.convert(source)

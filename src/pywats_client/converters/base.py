@@ -35,6 +35,7 @@ from pywats_client.converters._text import (
     decode_text,
     file_mtime,
     read_bounded,
+    read_head,
 )
 from pywats_client.errors import ConversionError
 from pywats_client.models import Step, UURReport, UUTReport
@@ -134,8 +135,7 @@ class BaseConverter(abc.ABC):
     def peek(self, file_path: Path, size: int = 8192) -> bytes:
         """The first ``size`` bytes of the file (empty if it cannot be read)."""
         try:
-            with file_path.open("rb") as handle:
-                return handle.read(size)
+            return read_head(file_path, size)
         except OSError:
             return b""
 

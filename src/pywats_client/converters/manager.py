@@ -18,6 +18,7 @@ next to the file in the error folder.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import logging
@@ -35,6 +36,7 @@ from pywats_client.converters._loader import (
     discover_plugin_dir,
 )
 from pywats_client.converters._results import OutputError, ReportDefaults, normalize_output
+from pywats_client.converters._text import FileTooLargeError, read_bounded, served_from
 from pywats_client.converters.base import DEFAULT_MAX_FILE_SIZE, BaseConverter
 from pywats_client.errors import ConversionError
 
@@ -96,12 +98,30 @@ class _Entry:
     order: int
 
 
+#: Files up to this size are read once, and converters read those bytes
+#: (see :func:`served_from`); larger ones are hashed in blocks and read again.
+READ_ONCE_LIMIT = 4 * 1024 * 1024
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _read_once(
+    path: Path, size: int, limit: int
+) -> tuple[str, contextlib.AbstractContextManager[None]]:
+    """The file's sha256, and a context in which converters read the hashed bytes."""
+    if size > READ_ONCE_LIMIT:
+        return _sha256(path), contextlib.nullcontext()
+    try:
+        data = read_bounded(path, limit)
+    except FileTooLargeError:  # grew since the size check: the converter refuses it
+        return _sha256(path), contextlib.nullcontext()
+    return hashlib.sha256(data).hexdigest(), served_from(path, data)
 
 
 def _confidence(answer: Any) -> float | None:
@@ -399,10 +419,13 @@ class ConverterManager:
                 f"{path.name}: file is empty; there is no result in it", file=path
             )
         try:
-            sha256 = _sha256(path)
+            sha256, reads = _read_once(path, stat.st_size, self._max_file_size)
         except OSError as exc:
             raise ConversionError(f"{path}: cannot be read ({exc.strerror})", file=path) from None
+        with reads:
+            return self._convert_read(path, sha256)
 
+    def _convert_read(self, path: Path, sha256: str) -> Conversion:
         candidates = self.candidates(path)
         chosen = candidates[0] if candidates and candidates[0].accepted else None
         converter = self.get(chosen.name) if chosen else None
