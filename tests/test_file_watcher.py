@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -545,7 +546,9 @@ def test_reading_a_result_file_makes_no_events(tmp_path: Path) -> None:
 
     run(body)
     seen = set(observers[0].seen)
-    assert {"created", "closed"} <= seen, seen  # a file moved in from elsewhere is "created"
+    assert "created" in seen, seen  # a file moved in from elsewhere is "created"
+    if sys.platform == "linux":  # only inotify reports closes
+        assert "closed" in seen, seen
     assert not seen & {"opened", "closed_no_write"}, seen
 
 

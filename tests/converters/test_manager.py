@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import shutil
@@ -843,6 +844,7 @@ def test_base_converter_defaults_work_without_a_manager(tmp_path: Path) -> None:
 # --- one read per file -------------------------------------------------------------
 
 REWRITER = """
+import contextlib
 import hashlib
 
 class Rewriter(BaseConverter):
@@ -902,3 +904,35 @@ def test_a_per_converter_size_limit_still_applies_to_bytes_read_once(tmp_path: P
         ConversionError, match=r"unit\.dat: file is 6 bytes, larger than the limit of 3 bytes"
     ):
         manager.convert(source)
+
+
+def test_peek_of_bytes_read_once_behaves_as_a_read(tmp_path: Path) -> None:
+    write_plugin(
+        tmp_path / "converters",
+        "peeker.py",
+        """
+        class Peeker(BaseConverter):
+            name = "peeker"
+            patterns = ["*.dat"]
+
+            def convert(self, file_path):
+                whole, head = self.peek(file_path, -1), self.peek(file_path, 2)
+                return UUTReport(pn=head.decode(), sn=whole.decode(), pass_fail=True,
+                                 start_date_time="2026-03-01T10:00:00+01:00")
+        """,
+    )
+    source = tmp_path / "unit.dat"
+    source.write_text("SN-123")
+    (report,) = manager_for(tmp_path).convert(source).reports
+    assert (report["pn"], report["sn"]) == ("SN", "SN-123")
+
+
+def test_a_file_that_grew_past_the_read_once_limit_is_not_held_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(manager_module, "READ_ONCE_LIMIT", 4)
+    source = tmp_path / "unit.dat"
+    source.write_text("SN-OLD")  # 6 bytes, though the size check saw 3
+    sha256, reads = manager_module._read_once(source, 3, 1000)
+    assert sha256 == hashlib.sha256(b"SN-OLD").hexdigest()
+    assert isinstance(reads, contextlib.nullcontext)

@@ -74,7 +74,7 @@ def read_head(path: Path, size: int) -> bytes:
     """The first ``size`` bytes of the file."""
     data = _served(path)
     if data is not None:
-        return data[:size]
+        return data if size < 0 else data[:size]
     with path.open("rb") as handle:
         return handle.read(size)
 

@@ -118,8 +118,8 @@ def _read_once(
     if size > READ_ONCE_LIMIT:
         return _sha256(path), contextlib.nullcontext()
     try:
-        data = read_bounded(path, limit)
-    except FileTooLargeError:  # grew since the size check: the converter refuses it
+        data = read_bounded(path, min(limit, READ_ONCE_LIMIT))
+    except FileTooLargeError:  # grew since the size check: hashed in blocks, read again
         return _sha256(path), contextlib.nullcontext()
     return hashlib.sha256(data).hexdigest(), served_from(path, data)
 
