@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -37,6 +38,19 @@ from xprocess import ProcessStarter
 from pywats_client.standin import generate_token
 from tests._standin import PrivateStandin, StandinClient
 from tests.helpers import wait_until
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Let the processes the tests start be stopped with Ctrl+C.
+
+    A shell starts background jobs (``cmd &``, CI runners that do so) with
+    SIGINT ignored, and children inherit that: the tests that stop a
+    supervisor, the demo or a README snippet with SIGINT would then wait in
+    vain. Ignoring it stays a choice of whoever starts the product; here the
+    suite restores Python's default before it starts anything.
+    """
+    if sys.platform != "win32" and signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
