@@ -844,9 +844,6 @@ def test_base_converter_defaults_work_without_a_manager(tmp_path: Path) -> None:
 # --- one read per file -------------------------------------------------------------
 
 REWRITER = """
-import contextlib
-import hashlib
-
 class Rewriter(BaseConverter):
     '''Rewrites its file while converting, as a tester writing the next result would.'''
     name = "rewriter"
@@ -864,11 +861,17 @@ class Rewriter(BaseConverter):
 """
 
 
-def test_the_hash_is_of_exactly_the_bytes_the_converter_read(tmp_path: Path) -> None:
+def rewriter_and_source(tmp_path: Path, sidecar: str = "PN-SIDE") -> Path:
+    """The rewriting plugin, and its source ``unit.dat`` (``SN-OLD``) with a sidecar."""
     write_plugin(tmp_path / "converters", "rewriter.py", REWRITER)
     source = tmp_path / "unit.dat"
     source.write_text("SN-OLD")
-    source.with_suffix(".side").write_text("PN-SIDE")
+    source.with_suffix(".side").write_text(sidecar)
+    return source
+
+
+def test_the_hash_is_of_exactly_the_bytes_the_converter_read(tmp_path: Path) -> None:
+    source = rewriter_and_source(tmp_path)
     conversion = manager_for(tmp_path).convert(source)
 
     (report,) = conversion.reports
@@ -884,10 +887,7 @@ def test_files_over_the_read_once_limit_are_streamed_and_read_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(manager_module, "READ_ONCE_LIMIT", 4)
-    write_plugin(tmp_path / "converters", "rewriter.py", REWRITER)
-    source = tmp_path / "unit.dat"
-    source.write_text("SN-OLD")
-    source.with_suffix(".side").write_text("PN-SIDE")
+    source = rewriter_and_source(tmp_path)
     conversion = manager_for(tmp_path).convert(source)
 
     assert conversion.reports[0]["sn"] == "SN-NEW"
@@ -895,10 +895,7 @@ def test_files_over_the_read_once_limit_are_streamed_and_read_again(
 
 
 def test_a_per_converter_size_limit_still_applies_to_bytes_read_once(tmp_path: Path) -> None:
-    write_plugin(tmp_path / "converters", "rewriter.py", REWRITER)
-    source = tmp_path / "unit.dat"
-    source.write_text("SN-OLD")
-    source.with_suffix(".side").write_text("PN")
+    source = rewriter_and_source(tmp_path, sidecar="PN")
     manager = manager_for(tmp_path, converters={"rewriter": {"max_size": 3}})
     with pytest.raises(
         ConversionError, match=r"unit\.dat: file is 6 bytes, larger than the limit of 3 bytes"
