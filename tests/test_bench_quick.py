@@ -46,6 +46,8 @@ def test_quick_bench_runs_every_scenario_and_prints_one_table(tmp_path: Path) ->
         "raw limit: write+fsync+rename+dir-fsync, 4 KiB",
         "1 instance: files -> accepted",
         "1 instance: rate / raw limit",
+        "lean loop: rate / raw limit",
+        "1 instance / lean loop",
         "idle worker RSS",
     ):
         assert expected in names

@@ -10,6 +10,12 @@ rate is files / (last report accepted by the server - first file dropped).
 Every report is checked to reach the server exactly once. Just before each
 burst the raw disk limit (see ``disk``) is measured on the same disk, so the
 ratio compares neighbours in time.
+
+With one station, each repeat also runs the same burst through the lean loop
+(``bench/_lean.py``: the station's durable steps and nothing else, in this
+process, against the same stand-in), so the table shows how far the station is
+from the most these steps allow on this machine, and how far that is from the
+raw disk limit.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import time
 import psutil
 
 from bench._context import Context
+from bench._lean import lean_loop
 from bench._procs import (
     BenchError,
     Server,
@@ -70,6 +77,19 @@ def _burst(
     return total / (last - dropped), raw, cpu / total * 1000
 
 
+def _lean_burst(ctx: Context, server: Server, total: int, tag: str) -> tuple[float, float, float]:
+    """The same burst through the lean loop: files/s, the raw limit/s just before, CPU ms/file."""
+    folder = ctx.folder(f"lean-{tag}")
+    serials = [f"{tag}-lean-{i:06d}" for i in range(total)]
+    staged = stage_files(folder / "staging", [(f"{sn}.json", report_json(sn)) for sn in serials])
+    server.reset()
+    raw = raw_rate(folder, RAW_SAMPLE)
+    rate, cpu = lean_loop(server, staged, folder)
+    server.check_exactly_once(total)
+    ctx.discard(folder)
+    return rate, raw, cpu
+
+
 def _warm_up(server: Server, stations: list[Station]) -> None:
     """One file per station end to end: every worker is up and connected."""
     for station in stations:
@@ -90,6 +110,7 @@ def run(ctx: Context) -> list[Figure]:
         rates: list[float] = []
         ratios: list[float] = []
         cpus: list[float] = []
+        lean: list[tuple[float, float, float]] = []
         with supervise(registry) as sup:
             sup.wait_running([s.name for s in stations])
             _warm_up(server, stations)
@@ -103,6 +124,13 @@ def run(ctx: Context) -> list[Figure]:
                     f"{count} instance(s), repeat {r + 1}: {total} files at {rate:,.0f}/s "
                     f"(raw limit just before: {raw:,.0f}/s); workers' CPU {cpu:.2f} ms/file"
                 )
+                if count == 1:
+                    lean.append(_lean_burst(ctx, server, total, f"n{count}r{r}"))
+                    ctx.log(
+                        f"lean loop, repeat {r + 1}: {lean[-1][0]:,.0f}/s "
+                        f"(raw limit just before: {lean[-1][1]:,.0f}/s); "
+                        f"CPU {lean[-1][2]:.2f} ms/file"
+                    )
             if not sup.alive():
                 raise BenchError(f"the supervisor died during the bursts:\n{sup.tail()}")
         plural = "s" if count > 1 else ""
@@ -126,4 +154,23 @@ def run(ctx: Context) -> list[Figure]:
             )
         )
         figures.append(Figure(NAME, f"{count} instance{plural}: workers' CPU per file", "ms", cpus))
+        if lean:
+            figures += _lean_figures(rates, lean)
     return figures
+
+
+def _lean_figures(rates: list[float], lean: list[tuple[float, float, float]]) -> list[Figure]:
+    """The lean loop's figures, and the station against it repeat by repeat."""
+    return [
+        Figure(
+            NAME, "lean loop (durable steps only): files -> accepted", "/s", [r for r, _, _ in lean]
+        ),
+        Figure(NAME, "lean loop: rate / raw limit", "ratio", [r / raw for r, raw, _ in lean]),
+        Figure(NAME, "lean loop: CPU per file (this process)", "ms", [c for _, _, c in lean]),
+        Figure(
+            NAME,
+            "1 instance / lean loop",
+            "ratio",
+            [station / r for station, (r, _, _) in zip(rates, lean, strict=True)],
+        ),
+    ]
