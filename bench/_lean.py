@@ -30,6 +30,7 @@ import psutil
 
 from bench._procs import BenchError, Server, cpu_seconds
 from pywats_client._fsutil import atomic_write_bytes, fsync_dir, fsync_dirs
+from pywats_client.services.api_client import SUBMIT_PATH
 
 __all__ = ["BATCH", "UPLOADERS", "lean_loop"]
 
@@ -37,7 +38,6 @@ __all__ = ["BATCH", "UPLOADERS", "lean_loop"]
 BATCH = 64
 #: Upload threads: the station's default ``max_concurrent_uploads``.
 UPLOADERS = 5
-SUBMIT_PATH = "/api/Report/WSJF"
 
 
 def lean_loop(server: Server, sources: list[Path], folder: Path) -> tuple[float, float]:

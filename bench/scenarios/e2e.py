@@ -14,14 +14,15 @@ ratio compares neighbours in time.
 With one station, each repeat also runs the same burst through the lean loop
 (``bench/_lean.py``: the station's durable steps and nothing else, in this
 process, against the same stand-in), so the table shows how far the station is
-from the most these steps allow on this machine, and how far that is from the
-raw disk limit.
+from what one process doing only these steps reaches on this machine, and how
+far that is from the raw disk limit.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import psutil
 
@@ -46,6 +47,16 @@ RAW_SAMPLE = 300
 CONFIG = {"ready_after": 0.0}
 
 
+def _staged(ctx: Context, server: Server, total: int, tag: str) -> tuple[Path, list[Path], float]:
+    """A fresh folder with ``total`` files staged in it, the server emptied, and the
+    raw limit/s measured on the same disk just before the burst."""
+    folder = ctx.folder(tag)
+    serials = [f"{tag}-{i:06d}" for i in range(total)]
+    staged = stage_files(folder / "staging", [(f"{sn}.json", report_json(sn)) for sn in serials])
+    server.reset()
+    return folder, staged, raw_rate(folder, RAW_SAMPLE)
+
+
 def _burst(
     ctx: Context,
     server: Server,
@@ -59,12 +70,8 @@ def _burst(
     Returns files/s to the server, the raw limit/s just before, and the workers'
     CPU (user+system, all of them) in ms per file.
     """
-    folder = ctx.folder(f"burst-{tag}")
-    serials = [f"{tag}-{i:06d}" for i in range(total)]
-    staged = stage_files(folder / "staging", [(f"{sn}.json", report_json(sn)) for sn in serials])
+    folder, staged, raw = _staged(ctx, server, total, f"burst-{tag}")
     targets = [stations[i % len(stations)].watch / path.name for i, path in enumerate(staged)]
-    server.reset()
-    raw = raw_rate(folder, RAW_SAMPLE)
     cpu = cpu_seconds(*workers)
     dropped = time.time()
     for path, target in zip(staged, targets, strict=True):
@@ -79,11 +86,7 @@ def _burst(
 
 def _lean_burst(ctx: Context, server: Server, total: int, tag: str) -> tuple[float, float, float]:
     """The same burst through the lean loop: files/s, the raw limit/s just before, CPU ms/file."""
-    folder = ctx.folder(f"lean-{tag}")
-    serials = [f"{tag}-lean-{i:06d}" for i in range(total)]
-    staged = stage_files(folder / "staging", [(f"{sn}.json", report_json(sn)) for sn in serials])
-    server.reset()
-    raw = raw_rate(folder, RAW_SAMPLE)
+    folder, staged, raw = _staged(ctx, server, total, f"lean-{tag}")
     rate, cpu = lean_loop(server, staged, folder)
     server.check_exactly_once(total)
     ctx.discard(folder)
@@ -125,11 +128,11 @@ def run(ctx: Context) -> list[Figure]:
                     f"(raw limit just before: {raw:,.0f}/s); workers' CPU {cpu:.2f} ms/file"
                 )
                 if count == 1:
-                    lean.append(_lean_burst(ctx, server, total, f"n{count}r{r}"))
+                    lean_rate, lean_raw, lean_cpu = _lean_burst(ctx, server, total, f"n1r{r}")
+                    lean.append((lean_rate, lean_raw, lean_cpu))
                     ctx.log(
-                        f"lean loop, repeat {r + 1}: {lean[-1][0]:,.0f}/s "
-                        f"(raw limit just before: {lean[-1][1]:,.0f}/s); "
-                        f"CPU {lean[-1][2]:.2f} ms/file"
+                        f"lean loop, repeat {r + 1}: {lean_rate:,.0f}/s "
+                        f"(raw limit just before: {lean_raw:,.0f}/s); CPU {lean_cpu:.2f} ms/file"
                     )
             if not sup.alive():
                 raise BenchError(f"the supervisor died during the bursts:\n{sup.tail()}")

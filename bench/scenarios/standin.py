@@ -31,6 +31,7 @@ from bench._context import Context
 from bench._procs import cpu_seconds
 from bench._reports import small_report
 from bench._stats import Figure
+from pywats_client.services.api_client import SUBMIT_PATH
 
 NAME = "standin"
 RAW_CONNECTIONS = 16
@@ -42,7 +43,7 @@ async def _raw_connection(url: str, token: str, bodies: Iterator[bytes]) -> None
     host, port = url.removeprefix("http://").rsplit(":", 1)
     reader, writer = await asyncio.open_connection(host, int(port))
     head = (
-        f"POST /api/Report/WSJF HTTP/1.1\r\nHost: {host}\r\nAuthorization: Basic {token}\r\n"
+        f"POST {SUBMIT_PATH} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Basic {token}\r\n"
         "Content-Type: application/json\r\nContent-Length: "
     ).encode()
     try:
@@ -66,7 +67,7 @@ async def _httpx_all(url: str, token: str, bodies: Iterator[bytes]) -> None:
 
         async def loop() -> None:
             for body in bodies:
-                (await client.post("/api/Report/WSJF", content=body)).raise_for_status()
+                (await client.post(SUBMIT_PATH, content=body)).raise_for_status()
 
         await asyncio.gather(*(loop() for _ in range(HTTPX_CONCURRENCY)))
 
