@@ -48,6 +48,7 @@ def test_quick_bench_runs_every_scenario_and_prints_one_table(tmp_path: Path) ->
         "1 instance: rate / raw limit",
         "lean loop: rate / raw limit",
         "1 instance / lean loop",
+        "split station (intake, upload in 2 processes): slower half",
         "idle worker RSS",
     ):
         assert expected in names

@@ -9,19 +9,27 @@ real supervisor, so that bound is a measured figure rather than a guess:
    ``pending/`` is intake's cost (watch, convert, enqueue, post-action);
 2. upload only: uploads resume and the time and worker CPU until the stand-in
    holds every report is the uploader's cost; the stand-in's own CPU per
-   report is taken over the same window (it shares this machine's cores).
+   report is taken over the same window (it shares this machine's cores);
+3. both halves at once, in two processes: a second station's worker, its
+   uploads held, is given the same number of reports first; then its uploads
+   resume while the burst is dropped on the first station (uploads held). Each
+   worker does one half of one station's work, at the same time, on the same
+   cores, as a station split into an intake process and an upload process
+   would. The slower half's rate is what such a split could reach here.
 
 CPU ceiling = cores x 1000 / (intake + upload + stand-in ms per file): the rate
 at which every core would be busy at these costs per file, even with intake and
 upload in separate processes. The costs themselves move with the layout (larger
 batches lower them, GIL contention raises them), so it is the ceiling of one
-station as it is, not of every possible arrangement.
+station as it is, not of every possible arrangement; step 3 measures the
+arrangement with two processes instead of computing it.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +61,43 @@ def _queued(pending_dir: Path) -> int:
         return sum(1 for e in entries if due_ns_of(e.name) is not None)
 
 
+def _burst(folder: Path, total: int, tag: str) -> list[Path]:
+    return stage_files(
+        folder,
+        [(f"{tag}-{i:06d}.json", report_json(f"{tag}-{i:06d}")) for i in range(total)],
+    )
+
+
+def _drop(staged: list[Path], station: Station) -> None:
+    for path in staged:
+        os.replace(path, station.watch / path.name)
+
+
+def _hold(control: SupervisorControl, station: Station) -> None:
+    if not control.pause(station.name).ok:
+        raise BenchError(f"the supervisor did not pause the uploads of {station.name}")
+
+
+def _release(control: SupervisorControl, station: Station) -> None:
+    if not control.resume(station.name).ok:
+        raise BenchError(f"the supervisor did not resume the uploads of {station.name}")
+
+
+def _wait_queued(station: Station, total: int) -> None:
+    pending_dir = station.queue / "pending"
+    poll(
+        lambda: _queued(pending_dir) >= total or None,
+        120 + total / 20,
+        f"{total} reports queued by {station.name}",
+        interval=0.05,
+    )
+
+
+def _wait_empty(station: Station) -> None:
+    pending_dir = station.queue / "pending"
+    poll(lambda: _queued(pending_dir) == 0 or None, 60, f"an empty queue at {station.name}")
+
+
 @dataclass(frozen=True)
 class _Halves:
     """One repeat: rates (/s) and CPU (ms per file) of intake and upload apart."""
@@ -77,32 +122,20 @@ def _measure(
     tag: str,
 ) -> _Halves:
     folder = ctx.folder(f"stages-{tag}")
-    staged = stage_files(
-        folder / "staging",
-        [(f"{tag}-{i:06d}.json", report_json(f"{tag}-{i:06d}")) for i in range(total)],
-    )
-    pending_dir = station.queue / "pending"
-    if not control.pause(station.name).ok:
-        raise BenchError("the supervisor did not pause the station's uploads")
-    poll(lambda: _queued(pending_dir) == 0 or None, 60, "an empty queue before the burst")
+    staged = _burst(folder / "staging", total, tag)
+    _hold(control, station)
+    _wait_empty(station)
     server.reset()
     standin = psutil.Process(server.pid)
 
     cpu, began = cpu_seconds(worker), time.monotonic()
-    for path in staged:
-        os.replace(path, station.watch / path.name)
-    poll(
-        lambda: _queued(pending_dir) >= total or None,
-        120 + total / 20,
-        f"{total} reports queued",
-        interval=0.05,
-    )
+    _drop(staged, station)
+    _wait_queued(station, total)
     intake_rate = total / (time.monotonic() - began)
     intake_cpu = (cpu_seconds(worker) - cpu) * 1000 / total
 
     cpu, server_cpu, began = cpu_seconds(worker), cpu_seconds(standin), time.time()
-    if not control.resume(station.name).ok:
-        raise BenchError("the supervisor did not resume the station's uploads")
+    _release(control, station)
     server.wait_for(total, timeout=120 + total / 20, what=f"{total} queued reports")
     halves = _Halves(
         intake_rate,
@@ -116,18 +149,84 @@ def _measure(
     return halves
 
 
+@dataclass(frozen=True)
+class _AtOnce:
+    """One repeat of step 3: each half's rate (/s) and CPU (ms per file) in its own process."""
+
+    intake_rate: float
+    intake_cpu: float
+    upload_rate: float
+    upload_cpu: float
+
+    @property
+    def split_rate(self) -> float:
+        """A burst is through a split station when its slower half is."""
+        return min(self.intake_rate, self.upload_rate)
+
+
+def _measure_at_once(
+    ctx: Context,
+    server: Server,
+    stations: tuple[Station, Station],
+    control: SupervisorControl,
+    workers: tuple[psutil.Process, psutil.Process],
+    total: int,
+    tag: str,
+) -> _AtOnce:
+    intake, upload = stations
+    folder = ctx.folder(f"stages-{tag}")
+    burst = _burst(folder / "burst", total, f"{tag}i")
+    backlog = _burst(folder / "backlog", total, f"{tag}u")
+    for station in stations:
+        _hold(control, station)
+    _wait_empty(intake)
+    _drop(backlog, upload)
+    _wait_queued(upload, total)
+    server.reset()
+
+    intake_cpu, upload_cpu = (cpu_seconds(w) for w in workers)
+    intake_began = time.time()
+    _drop(burst, intake)
+    with ThreadPoolExecutor(1) as pool:  # a resume returns once confirmed, uploads run before
+        upload_began = time.time()
+        resumed = pool.submit(_release, control, upload)
+        _wait_queued(intake, total)
+        intake_seconds = time.time() - intake_began
+        resumed.result()
+    server.wait_for(total, timeout=120 + total / 20, what=f"{upload.name}'s {total} reports")
+    at_once = _AtOnce(
+        intake_rate=total / intake_seconds,
+        intake_cpu=(cpu_seconds(workers[0]) - intake_cpu) * 1000 / total,
+        upload_rate=total / (max(server.accept_times().values()) - upload_began),
+        upload_cpu=(cpu_seconds(workers[1]) - upload_cpu) * 1000 / total,
+    )
+    server.check_exactly_once(total)
+
+    server.reset()  # the burst, still queued at the intake station, goes out too
+    _release(control, intake)
+    server.wait_for(total, timeout=120 + total / 20, what=f"{intake.name}'s {total} reports")
+    server.check_exactly_once(total)
+    ctx.discard(folder)
+    return at_once
+
+
 def run(ctx: Context) -> list[Figure]:
     total = ctx.size(2000, quick=100)
     cores = psutil.cpu_count() or 1
     server = ctx.server()
-    registry, (station,) = write_stations(ctx.folder("stages"), 1, server, config=CONFIG)
+    registry, (station, second) = write_stations(ctx.folder("stages"), 2, server, config=CONFIG)
     control = SupervisorControl(registry)
     repeats: list[_Halves] = []
+    at_once: list[_AtOnce] = []
     with supervise(registry) as sup:
-        sup.wait_running([station.name])
-        (station.watch / "warm-up.json").write_bytes(report_json("warm-up"))
-        server.wait_for(1, timeout=120, what="the warm-up file at the server")
-        worker = psutil.Process(sup.worker_pids()[station.name])
+        sup.wait_running([station.name, second.name])
+        for warm in (station, second):
+            (warm.watch / "warm-up.json").write_bytes(report_json(f"warm-up-{warm.name}"))
+        server.wait_for(2, timeout=120, what="the warm-up files at the server")
+        pids = sup.worker_pids()
+        worker = psutil.Process(pids[station.name])
+        workers = (worker, psutil.Process(pids[second.name]))
+        _hold(control, second)  # idle while the halves are measured apart
         for r in range(ctx.repeats(3)):
             h = _measure(ctx, server, station, control, worker, total, f"s{r}")
             repeats.append(h)
@@ -137,8 +236,15 @@ def run(ctx: Context) -> list[Figure]:
                 f"stand-in {h.server_cpu:.2f} ms/report "
                 f"-> ceiling {h.ceiling(cores):,.0f}/s on {cores} cores"
             )
-        if sup.worker_pids().get(station.name) != worker.pid:
-            raise BenchError("the worker was restarted: its CPU is not one process's")
+            a = _measure_at_once(ctx, server, (station, second), control, workers, total, f"t{r}")
+            at_once.append(a)
+            ctx.log(
+                f"repeat {r + 1}, at once in two processes: intake {a.intake_rate:,.0f}/s at "
+                f"{a.intake_cpu:.2f} ms/file, upload {a.upload_rate:,.0f}/s at "
+                f"{a.upload_cpu:.2f} ms/report -> a split station {a.split_rate:,.0f}/s"
+            )
+        if sup.worker_pids() != pids:
+            raise BenchError("a worker was restarted: its CPU is not one process's")
     return [
         Figure(
             NAME,
@@ -155,5 +261,25 @@ def run(ctx: Context) -> list[Figure]:
             f"CPU ceiling on {cores} cores: {cores} x 1000 / (intake + upload + stand-in)",
             "/s",
             [h.ceiling(cores) for h in repeats],
+        ),
+        Figure(
+            NAME,
+            "at once, two processes: intake files -> queued",
+            "/s",
+            [a.intake_rate for a in at_once],
+        ),
+        Figure(NAME, "at once: intake CPU per file", "ms", [a.intake_cpu for a in at_once]),
+        Figure(
+            NAME,
+            "at once, two processes: upload queued -> accepted",
+            "/s",
+            [a.upload_rate for a in at_once],
+        ),
+        Figure(NAME, "at once: upload CPU per report", "ms", [a.upload_cpu for a in at_once]),
+        Figure(
+            NAME,
+            "split station (intake, upload in 2 processes): slower half",
+            "/s",
+            [a.split_rate for a in at_once],
         ),
     ]
