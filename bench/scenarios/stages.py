@@ -15,7 +15,9 @@ real supervisor, so that bound is a measured figure rather than a guess:
    resume while the burst is dropped on the first station (uploads held). Each
    worker does one half of one station's work, at the same time, on the same
    cores, as a station split into an intake process and an upload process
-   would. The slower half's rate is what such a split could reach here.
+   would. The slower half's rate is what such a split could reach here; its
+   ratio to the raw disk limit is taken as ``e2e`` takes it (a sample of
+   ``RAW_SAMPLE`` writes on the same disk just before).
 
 CPU ceiling = cores x 1000 / (intake + upload + stand-in ms per file): the rate
 at which every core would be busy at these costs per file, even with intake and
@@ -48,7 +50,8 @@ from bench._procs import (
 )
 from bench._reports import report_json
 from bench._stats import Figure
-from bench.scenarios.e2e import CONFIG
+from bench.scenarios.disk import raw_rate
+from bench.scenarios.e2e import CONFIG, RAW_SAMPLE
 from pywats_client.control import SupervisorControl
 from pywats_client.queue._names import due_ns_of
 
@@ -157,6 +160,7 @@ class _AtOnce:
     intake_cpu: float
     upload_rate: float
     upload_cpu: float
+    raw: float  # the raw disk limit (/s) just before, measured as e2e does
 
     @property
     def split_rate(self) -> float:
@@ -182,6 +186,7 @@ def _measure_at_once(
     _wait_empty(intake)
     _drop(backlog, upload)
     _wait_queued(upload, total)
+    raw = raw_rate(folder, RAW_SAMPLE)
     server.reset()
 
     intake_cpu, upload_cpu = (cpu_seconds(w) for w in workers)
@@ -199,6 +204,7 @@ def _measure_at_once(
         intake_cpu=(cpu_seconds(workers[0]) - intake_cpu) * 1000 / total,
         upload_rate=total / (max(server.accept_times().values()) - upload_began),
         upload_cpu=(cpu_seconds(workers[1]) - upload_cpu) * 1000 / total,
+        raw=raw,
     )
     server.check_exactly_once(total)
 
@@ -241,7 +247,8 @@ def run(ctx: Context) -> list[Figure]:
             ctx.log(
                 f"repeat {r + 1}, at once in two processes: intake {a.intake_rate:,.0f}/s at "
                 f"{a.intake_cpu:.2f} ms/file, upload {a.upload_rate:,.0f}/s at "
-                f"{a.upload_cpu:.2f} ms/report -> a split station {a.split_rate:,.0f}/s"
+                f"{a.upload_cpu:.2f} ms/report -> a split station {a.split_rate:,.0f}/s "
+                f"(raw limit just before: {a.raw:,.0f}/s)"
             )
         if sup.worker_pids() != pids:
             raise BenchError("a worker was restarted: its CPU is not one process's")
@@ -281,5 +288,11 @@ def run(ctx: Context) -> list[Figure]:
             "split station (intake, upload in 2 processes): slower half",
             "/s",
             [a.split_rate for a in at_once],
+        ),
+        Figure(
+            NAME,
+            "split station / raw limit (sampled as in e2e)",
+            "ratio",
+            [a.split_rate / a.raw for a in at_once],
         ),
     ]
