@@ -1,30 +1,31 @@
 """Stages: where one station's CPU goes, and the best rate this machine allows.
 
 The end-to-end rate of one instance is bounded by CPU, not by the disk. This
-scenario measures the two halves of a station apart, in one real worker under a
-real supervisor, so that bound is a measured figure rather than a guess:
+scenario measures the two halves of a station apart, each in a real worker
+under a real supervisor, so that bound is a measured figure rather than a
+guess. Two identical stations, A and B, both with uploads held
+(``SupervisorControl.pause``); each repeat drops two bursts of files:
 
-1. intake only: uploads are held (``SupervisorControl.pause``), a burst of files
-   is dropped, and the time and worker CPU until every report is durably in
-   ``pending/`` is intake's cost (watch, convert, enqueue, post-action);
-2. upload only: uploads resume and the time and worker CPU until the stand-in
-   holds every report is the uploader's cost; the stand-in's own CPU per
-   report is taken over the same window (it shares this machine's cores);
-3. both halves at once, in two processes: a second station's worker, its
-   uploads held, is given the same number of reports first; then its uploads
-   resume while the burst is dropped on the first station (uploads held). Each
-   worker does one half of one station's work, at the same time, on the same
-   cores, as a station split into an intake process and an upload process
-   would. The slower half's rate is what such a split could reach here; its
-   ratio to the raw disk limit is taken as ``e2e`` takes it (a sample of
-   ``RAW_SAMPLE`` writes on the same disk just before).
+1. intake only: the first burst is dropped on A, and the time and A's CPU
+   until every report is durably in ``pending/`` is intake's cost (watch,
+   convert, enqueue, post-action);
+2. both halves at once, in two processes: A's uploads resume while the second
+   burst is dropped on B. Each worker does one half of one station's work, at
+   the same time, on the same cores, as a station split into an intake process
+   and an upload process would. The slower half's rate is what such a split
+   could reach here; its ratio to the raw disk limit is taken as ``e2e`` takes
+   it (a sample of ``RAW_SAMPLE`` writes on the same disk just before);
+3. upload only: B's uploads resume, and the time and B's CPU until the
+   stand-in holds every report is the uploader's cost; the stand-in's own CPU
+   per report is taken over the same window (it shares this machine's cores).
 
-CPU ceiling = cores x 1000 / (intake + upload + stand-in ms per file): the rate
-at which every core would be busy at these costs per file, even with intake and
-upload in separate processes. The costs themselves move with the layout (larger
-batches lower them, GIL contention raises them), so it is the ceiling of one
-station as it is, not of every possible arrangement; step 3 measures the
-arrangement with two processes instead of computing it.
+CPU ceiling = cores x 1000 / (intake + upload + stand-in ms per file), from
+steps 1 and 3: the rate at which every core would be busy at these costs per
+file, even with intake and upload in separate processes. The costs themselves
+move with the layout (larger batches lower them, GIL contention raises them),
+so it is the ceiling of one station as it is, not of every possible
+arrangement; step 2 measures the arrangement with two processes instead of
+computing it.
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ def _wait_empty(station: Station) -> None:
 
 @dataclass(frozen=True)
 class _Halves:
-    """One repeat: rates (/s) and CPU (ms per file) of intake and upload apart."""
+    """Steps 1 and 3: rates (/s) and CPU (ms per file) of intake and upload apart."""
 
     intake_rate: float
     intake_cpu: float
@@ -115,46 +116,9 @@ class _Halves:
         return cores * 1000 / (self.intake_cpu + self.upload_cpu + self.server_cpu)
 
 
-def _measure(
-    ctx: Context,
-    server: Server,
-    station: Station,
-    control: SupervisorControl,
-    worker: psutil.Process,
-    total: int,
-    tag: str,
-) -> _Halves:
-    folder = ctx.folder(f"stages-{tag}")
-    staged = _burst(folder / "staging", total, tag)
-    _hold(control, station)
-    _wait_empty(station)
-    server.reset()
-    standin = psutil.Process(server.pid)
-
-    cpu, began = cpu_seconds(worker), time.monotonic()
-    _drop(staged, station)
-    _wait_queued(station, total)
-    intake_rate = total / (time.monotonic() - began)
-    intake_cpu = (cpu_seconds(worker) - cpu) * 1000 / total
-
-    cpu, server_cpu, began = cpu_seconds(worker), cpu_seconds(standin), time.time()
-    _release(control, station)
-    server.wait_for(total, timeout=120 + total / 20, what=f"{total} queued reports")
-    halves = _Halves(
-        intake_rate,
-        intake_cpu,
-        upload_rate=total / (max(server.accept_times().values()) - began),
-        upload_cpu=(cpu_seconds(worker) - cpu) * 1000 / total,
-        server_cpu=(cpu_seconds(standin) - server_cpu) * 1000 / total,
-    )
-    server.check_exactly_once(total)
-    ctx.discard(folder)
-    return halves
-
-
 @dataclass(frozen=True)
 class _AtOnce:
-    """One repeat of step 3: each half's rate (/s) and CPU (ms per file) in its own process."""
+    """Step 2: each half's rate (/s) and CPU (ms per file), in its own process."""
 
     intake_rate: float
     intake_cpu: float
@@ -168,7 +132,7 @@ class _AtOnce:
         return min(self.intake_rate, self.upload_rate)
 
 
-def _measure_at_once(
+def _repeat(
     ctx: Context,
     server: Server,
     stations: tuple[Station, Station],
@@ -176,79 +140,89 @@ def _measure_at_once(
     workers: tuple[psutil.Process, psutil.Process],
     total: int,
     tag: str,
-) -> _AtOnce:
-    intake, upload = stations
+) -> tuple[_Halves, _AtOnce]:
+    (a, b), (worker_a, worker_b) = stations, workers
     folder = ctx.folder(f"stages-{tag}")
-    burst = _burst(folder / "burst", total, f"{tag}i")
-    backlog = _burst(folder / "backlog", total, f"{tag}u")
+    first = _burst(folder / "first", total, f"{tag}a")
+    second = _burst(folder / "second", total, f"{tag}b")
     for station in stations:
         _hold(control, station)
-    _wait_empty(intake)
-    _drop(backlog, upload)
-    _wait_queued(upload, total)
-    raw = raw_rate(folder, RAW_SAMPLE)
+        _wait_empty(station)
     server.reset()
+    standin = psutil.Process(server.pid)
 
-    intake_cpu, upload_cpu = (cpu_seconds(w) for w in workers)
+    # 1. intake only, at A
+    cpu, began = cpu_seconds(worker_a), time.monotonic()
+    _drop(first, a)
+    _wait_queued(a, total)
+    intake_rate = total / (time.monotonic() - began)
+    intake_cpu = (cpu_seconds(worker_a) - cpu) * 1000 / total
+
+    # 2. at once: A uploads what it queued while B takes the second burst
+    raw = raw_rate(folder, RAW_SAMPLE)
+    cpu_a, cpu_b = cpu_seconds(worker_a), cpu_seconds(worker_b)
     intake_began = time.time()
-    _drop(burst, intake)
+    _drop(second, b)
     with ThreadPoolExecutor(1) as pool:  # a resume returns once confirmed, uploads run before
         upload_began = time.time()
-        resumed = pool.submit(_release, control, upload)
-        _wait_queued(intake, total)
+        resumed = pool.submit(_release, control, a)
+        _wait_queued(b, total)
         intake_seconds = time.time() - intake_began
         resumed.result()
-    server.wait_for(total, timeout=120 + total / 20, what=f"{upload.name}'s {total} reports")
+    server.wait_for(total, timeout=120 + total / 20, what=f"{a.name}'s {total} reports")
     at_once = _AtOnce(
         intake_rate=total / intake_seconds,
-        intake_cpu=(cpu_seconds(workers[0]) - intake_cpu) * 1000 / total,
+        intake_cpu=(cpu_seconds(worker_b) - cpu_b) * 1000 / total,
         upload_rate=total / (max(server.accept_times().values()) - upload_began),
-        upload_cpu=(cpu_seconds(workers[1]) - upload_cpu) * 1000 / total,
+        upload_cpu=(cpu_seconds(worker_a) - cpu_a) * 1000 / total,
         raw=raw,
     )
     server.check_exactly_once(total)
 
-    server.reset()  # the burst, still queued at the intake station, goes out too
-    _release(control, intake)
-    server.wait_for(total, timeout=120 + total / 20, what=f"{intake.name}'s {total} reports")
+    # 3. upload only, at B
+    server.reset()
+    cpu, server_cpu, began = cpu_seconds(worker_b), cpu_seconds(standin), time.time()
+    _release(control, b)
+    server.wait_for(total, timeout=120 + total / 20, what=f"{b.name}'s {total} reports")
+    halves = _Halves(
+        intake_rate,
+        intake_cpu,
+        upload_rate=total / (max(server.accept_times().values()) - began),
+        upload_cpu=(cpu_seconds(worker_b) - cpu) * 1000 / total,
+        server_cpu=(cpu_seconds(standin) - server_cpu) * 1000 / total,
+    )
     server.check_exactly_once(total)
     ctx.discard(folder)
-    return at_once
+    return halves, at_once
 
 
 def run(ctx: Context) -> list[Figure]:
     total = ctx.size(2000, quick=100)
     cores = psutil.cpu_count() or 1
     server = ctx.server()
-    registry, (station, second) = write_stations(ctx.folder("stages"), 2, server, config=CONFIG)
+    registry, (a, b) = write_stations(ctx.folder("stages"), 2, server, config=CONFIG)
     control = SupervisorControl(registry)
     repeats: list[_Halves] = []
     at_once: list[_AtOnce] = []
     with supervise(registry) as sup:
-        sup.wait_running([station.name, second.name])
-        for warm in (station, second):
-            (warm.watch / "warm-up.json").write_bytes(report_json(f"warm-up-{warm.name}"))
+        sup.wait_running([a.name, b.name])
+        for station in (a, b):
+            (station.watch / "warm-up.json").write_bytes(report_json(f"warm-up-{station.name}"))
         server.wait_for(2, timeout=120, what="the warm-up files at the server")
         pids = sup.worker_pids()
-        worker = psutil.Process(pids[station.name])
-        workers = (worker, psutil.Process(pids[second.name]))
-        _hold(control, second)  # idle while the halves are measured apart
+        workers = (psutil.Process(pids[a.name]), psutil.Process(pids[b.name]))
         for r in range(ctx.repeats(3)):
-            h = _measure(ctx, server, station, control, worker, total, f"s{r}")
+            h, t = _repeat(ctx, server, (a, b), control, workers, total, f"s{r}")
             repeats.append(h)
+            at_once.append(t)
             ctx.log(
                 f"repeat {r + 1}: intake {h.intake_rate:,.0f}/s at {h.intake_cpu:.2f} ms/file, "
                 f"upload {h.upload_rate:,.0f}/s at {h.upload_cpu:.2f} ms/report, "
                 f"stand-in {h.server_cpu:.2f} ms/report "
-                f"-> ceiling {h.ceiling(cores):,.0f}/s on {cores} cores"
-            )
-            a = _measure_at_once(ctx, server, (station, second), control, workers, total, f"t{r}")
-            at_once.append(a)
-            ctx.log(
-                f"repeat {r + 1}, at once in two processes: intake {a.intake_rate:,.0f}/s at "
-                f"{a.intake_cpu:.2f} ms/file, upload {a.upload_rate:,.0f}/s at "
-                f"{a.upload_cpu:.2f} ms/report -> a split station {a.split_rate:,.0f}/s "
-                f"(raw limit just before: {a.raw:,.0f}/s)"
+                f"-> ceiling {h.ceiling(cores):,.0f}/s on {cores} cores; at once in two "
+                f"processes: intake {t.intake_rate:,.0f}/s at {t.intake_cpu:.2f} ms/file, "
+                f"upload {t.upload_rate:,.0f}/s at {t.upload_cpu:.2f} ms/report -> a split "
+                f"station {t.split_rate:,.0f}/s (raw limit just before: {t.raw:,.0f}/s)"
             )
         if sup.worker_pids() != pids:
             raise BenchError("a worker was restarted: its CPU is not one process's")
