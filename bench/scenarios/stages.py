@@ -226,47 +226,34 @@ def run(ctx: Context) -> list[Figure]:
             )
         if sup.worker_pids() != pids:
             raise BenchError("a worker was restarted: its CPU is not one process's")
-    return [
-        Figure(
-            NAME,
-            "intake only (uploads paused): files -> queued",
-            "/s",
-            [h.intake_rate for h in repeats],
-        ),
-        Figure(NAME, "intake only: worker CPU per file", "ms", [h.intake_cpu for h in repeats]),
-        Figure(NAME, "upload only: queued -> accepted", "/s", [h.upload_rate for h in repeats]),
-        Figure(NAME, "upload only: worker CPU per report", "ms", [h.upload_cpu for h in repeats]),
-        Figure(NAME, "stand-in CPU per report (same cores)", "ms", [h.server_cpu for h in repeats]),
-        Figure(
-            NAME,
+    rows: list[tuple[str, str, list[float]]] = [
+        ("intake only (uploads paused): files -> queued", "/s", [h.intake_rate for h in repeats]),
+        ("intake only: worker CPU per file", "ms", [h.intake_cpu for h in repeats]),
+        ("upload only: queued -> accepted", "/s", [h.upload_rate for h in repeats]),
+        ("upload only: worker CPU per report", "ms", [h.upload_cpu for h in repeats]),
+        ("stand-in CPU per report (same cores)", "ms", [h.server_cpu for h in repeats]),
+        (
             f"CPU ceiling on {cores} cores: {cores} x 1000 / (intake + upload + stand-in)",
             "/s",
             [h.ceiling(cores) for h in repeats],
         ),
-        Figure(
-            NAME,
-            "at once, two processes: intake files -> queued",
-            "/s",
-            [a.intake_rate for a in at_once],
-        ),
-        Figure(NAME, "at once: intake CPU per file", "ms", [a.intake_cpu for a in at_once]),
-        Figure(
-            NAME,
+        ("at once, two processes: intake files -> queued", "/s", [t.intake_rate for t in at_once]),
+        ("at once: intake CPU per file", "ms", [t.intake_cpu for t in at_once]),
+        (
             "at once, two processes: upload queued -> accepted",
             "/s",
-            [a.upload_rate for a in at_once],
+            [t.upload_rate for t in at_once],
         ),
-        Figure(NAME, "at once: upload CPU per report", "ms", [a.upload_cpu for a in at_once]),
-        Figure(
-            NAME,
+        ("at once: upload CPU per report", "ms", [t.upload_cpu for t in at_once]),
+        (
             "split station (intake, upload in 2 processes): slower half",
             "/s",
-            [a.split_rate for a in at_once],
+            [t.split_rate for t in at_once],
         ),
-        Figure(
-            NAME,
+        (
             "split station / raw limit (sampled as in e2e)",
             "ratio",
-            [a.split_rate / a.raw for a in at_once],
+            [t.split_rate / t.raw for t in at_once],
         ),
     ]
+    return [Figure(NAME, name, unit, values) for name, unit, values in rows]
