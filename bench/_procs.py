@@ -24,6 +24,7 @@ from typing import Any, Literal, TypeVar
 import httpx
 import psutil
 
+from bench._reports import report_json
 from pywats_client.standin import StandinProcess, generate_token
 from pywats_client.standin._store import DB_NAME
 from pywats_client.supervisor._statusfile import STATUS_NAME, read_status
@@ -36,6 +37,7 @@ __all__ = [
     "Supervise",
     "cpu_seconds",
     "poll",
+    "stage_burst",
     "stage_files",
     "supervise",
     "worker_run",
@@ -315,3 +317,9 @@ def stage_files(staging: Path, names_and_bodies: Sequence[tuple[str, bytes]]) ->
             out.write(body)
         paths.append(path)
     return paths
+
+
+def stage_burst(staging: Path, total: int, tag: str) -> list[Path]:
+    """``total`` small WSJF result files ``<tag>-NNNNNN.json`` (the name is the serial)."""
+    serials = [f"{tag}-{i:06d}" for i in range(total)]
+    return stage_files(staging, [(f"{sn}.json", report_json(sn)) for sn in serials])

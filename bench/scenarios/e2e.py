@@ -33,7 +33,7 @@ from bench._procs import (
     Server,
     Station,
     cpu_seconds,
-    stage_files,
+    stage_burst,
     supervise,
     write_stations,
 )
@@ -51,8 +51,7 @@ def _staged(ctx: Context, server: Server, total: int, tag: str) -> tuple[Path, l
     """A fresh folder with ``total`` files staged in it, the server emptied, and the
     raw limit/s measured on the same disk just before the burst."""
     folder = ctx.folder(tag)
-    serials = [f"{tag}-{i:06d}" for i in range(total)]
-    staged = stage_files(folder / "staging", [(f"{sn}.json", report_json(sn)) for sn in serials])
+    staged = stage_burst(folder / "staging", total, tag)
     server.reset()
     return folder, staged, raw_rate(folder, RAW_SAMPLE)
 

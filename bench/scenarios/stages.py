@@ -45,7 +45,7 @@ from bench._procs import (
     Station,
     cpu_seconds,
     poll,
-    stage_files,
+    stage_burst,
     supervise,
     write_stations,
 )
@@ -63,13 +63,6 @@ def _queued(pending_dir: Path) -> int:
     """Reports in ``pending/`` (complete files only: temp files have other names)."""
     with os.scandir(pending_dir) as entries:
         return sum(1 for e in entries if due_ns_of(e.name) is not None)
-
-
-def _burst(folder: Path, total: int, tag: str) -> list[Path]:
-    return stage_files(
-        folder,
-        [(f"{tag}-{i:06d}.json", report_json(f"{tag}-{i:06d}")) for i in range(total)],
-    )
 
 
 def _drop(staged: list[Path], station: Station) -> None:
@@ -143,8 +136,8 @@ def _repeat(
 ) -> tuple[_Halves, _AtOnce]:
     (a, b), (worker_a, worker_b) = stations, workers
     folder = ctx.folder(f"stages-{tag}")
-    first = _burst(folder / "first", total, f"{tag}a")
-    second = _burst(folder / "second", total, f"{tag}b")
+    first = stage_burst(folder / "first", total, f"{tag}a")
+    second = stage_burst(folder / "second", total, f"{tag}b")
     for station in stations:
         _hold(control, station)
         _wait_empty(station)
