@@ -15,6 +15,8 @@ import pytest
 
 from pywats_client.cli import main
 from pywats_client.cli.logs import _write, follow, tail_bytes
+from pywats_client.supervisor import list_instances
+from pywats_client.supervisor._statusfile import STATUS_FORMAT, STATUS_NAME, write_status
 from tests.helpers import wait_until
 
 
@@ -60,6 +62,26 @@ def test_logs_paths_follow_the_configuration(
     assert capsys.readouterr().out.strip() == str(tmp_path / "b-own.log")
     assert main(["logs", "--supervisor", "--registry", str(registry), "--path"]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "logs" / "supervisor.log")
+
+
+def test_logs_are_found_where_the_supervisor_wrote_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No log_dir set and a supervisor running as a service account: its folder, not ours."""
+    registry = tmp_path / "instances.toml"
+    registry.write_text('[[instance]]\nname = "a"\nconfig = "a.json"\n')
+    (tmp_path / "a.json").write_text(json.dumps({"queue_path": "qa"}))
+    service_logs = tmp_path / "systemprofile" / "Logs"
+    document = {"format": STATUS_FORMAT, "supervisor": {"log_dir": str(service_logs)}}
+    (tmp_path / ".pywats").mkdir()
+    write_status(tmp_path / ".pywats" / STATUS_NAME, document)
+
+    assert main(["logs", "a", "--registry", str(registry), "--path"]) == 0
+    assert capsys.readouterr().out.strip() == str(service_logs / "a.log")
+    assert main(["logs", "--supervisor", "--registry", str(registry), "--path"]) == 0
+    assert capsys.readouterr().out.strip() == str(service_logs / "supervisor.log")
+    (instance,) = list_instances(registry)
+    assert instance.log_path == service_logs / "a.log"
 
 
 def test_logs_errors_say_what_to_do(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

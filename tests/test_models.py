@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -330,6 +331,22 @@ def test_typo_in_code_is_refused_but_wsjf_extras_pass() -> None:
 def test_start_out_of_range_is_a_validation_error() -> None:
     with pytest.raises(ValidationError, match="out of range"):
         parse_report({"pn": "a", "sn": "b", "start": "0001-01-01T00:00:00+14:00"})
+
+
+@pytest.mark.skipif(not hasattr(time, "tzset"), reason="needs time.tzset (POSIX)")
+@pytest.mark.parametrize("start", ["9999-12-31T23:59:00", "0001-01-01T00:00:00"])
+def test_naive_start_beyond_local_time_rules_is_a_validation_error(
+    monkeypatch: pytest.MonkeyPatch, start: str
+) -> None:
+    """West of UTC, 9999-12-31 local overflows the C library (OverflowError before)."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        with pytest.raises(ValidationError, match=rf"{start} has no UTC offset.*\+00:00"):
+            parse_report({"pn": "a", "sn": "b", "start": start})
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
 
 def test_passthrough_extras_survive_assignment() -> None:

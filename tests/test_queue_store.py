@@ -7,6 +7,7 @@ import errno
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from pywats_client._fsutil import TEMP_SUFFIX
 from pywats_client.errors import DiskFullError, RetryableError
 from pywats_client.queue import NewReport, QueueItem, QueueStore
 from pywats_client.queue import _files as queue_files
+from pywats_client.queue import store as store_module
 from pywats_client.queue._envelope import CorruptQueueFile, Envelope, decode_item, encode_item
 from pywats_client.queue._names import make_name
 from tests.helpers import wait_until
@@ -196,6 +198,66 @@ def test_dead_letter_then_requeue_keeps_the_id_and_resets_attempts(tmp_path: Pat
     assert requeued.envelope.attempts == 0
     assert requeued.envelope.failed_at is None
     assert requeued.report == item.report
+
+
+_KILL_INSIDE_DEAD_LETTER = """
+import os, signal, sys
+from pathlib import Path
+from pywats_client.queue import NewReport, QueueStore
+from pywats_client.queue import store as store_module
+
+store = QueueStore(Path(sys.argv[1]))
+report = {"id": sys.argv[2], "pn": "p", "sn": "s"}
+store.enqueue([NewReport(report, source_name="a.json", source_sha256="ab" * 32, converter="WSJF")])
+item = store.claim()
+# the worst moment: the failed copy is durable, the pending one not yet removed
+store_module.remove_file = lambda path: os.kill(os.getpid(), signal.SIGKILL)
+store.dead_letter(item, reason="server rejected: pn missing", status=400)
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+def test_kill_inside_dead_letter_leaves_the_report_in_failed_once(tmp_path: Path) -> None:
+    report_id = str(uuid.uuid4())
+    child = subprocess.run(
+        [sys.executable, "-c", _KILL_INSIDE_DEAD_LETTER, str(tmp_path / "q"), report_id],
+        capture_output=True,
+        timeout=60,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr.decode()
+    q = tmp_path / "q"
+    assert files_in(q / "pending") == files_in(q / "failed") != []  # both: the crash window
+
+    store = QueueStore(q)  # the next start finishes the move
+    assert files_in(store.pending_dir) == []
+    assert store.counts().pending == 0 and store.counts().failed == 1
+    assert store.claim() is None
+    (failed,) = store.iter_items("failed")
+    assert failed.id == report_id
+    assert failed.envelope.last_error == "server rejected: pn missing"
+
+
+def test_dead_letter_survives_a_pending_file_it_cannot_remove(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """On Windows a scanner may hold the pending file: no exception, finished at next start."""
+    store = QueueStore(tmp_path / "q")
+    store.enqueue([new_report(1)])
+    item = store.claim()
+    assert item is not None
+
+    def held(path: Path) -> None:
+        raise PermissionError(13, "being used by another process", str(path))
+
+    monkeypatch.setattr(store_module, "remove_file", held)
+    store.dead_letter(item, reason="rejected", status=400)
+    assert f"report {item.id} is in failed/ but still in pending/" in caplog.text
+    assert store.counts().failed == 1
+    monkeypatch.undo()
+
+    reopened = QueueStore(tmp_path / "q")
+    assert files_in(reopened.pending_dir) == []
+    assert [i.id for i in reopened.iter_items("failed")] == [item.id]
 
 
 def test_requeue_all_failed(tmp_path: Path) -> None:

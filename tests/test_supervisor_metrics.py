@@ -1,12 +1,16 @@
-"""The Prometheus collector renders the status document (no server needed)."""
+"""The Prometheus collector renders the status document; the endpoint serves it."""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
+import httpx
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from pywats_client.supervisor._metrics import StatusCollector
+from pywats_client.supervisor import _metrics
+from pywats_client.supervisor._metrics import MetricsServer, StatusCollector
 
 
 def document() -> dict[str, Any]:
@@ -68,3 +72,23 @@ def test_no_document_yet_gives_empty_families() -> None:
     text = render(None)
     assert "# TYPE pywats_instance_up gauge" in text
     assert "instance=" not in text
+
+
+def test_server_serves_the_document_and_refuses_a_taken_port() -> None:
+    server = MetricsServer("127.0.0.1", 0, StatusCollector(document))
+    try:
+        text = httpx.get(server.url, timeout=10).text
+        assert 'pywats_instance_restarts_total{instance="st-2"} 9.0' in text
+        port = httpx.URL(server.url).port
+        assert port is not None
+        with pytest.raises(OSError):
+            MetricsServer("127.0.0.1", port, StatusCollector(document))
+    finally:
+        server.close()
+    with pytest.raises(httpx.TransportError):
+        httpx.get(server.url, timeout=2)
+
+
+def test_port_is_exclusive_where_reuse_would_share_it() -> None:
+    """Windows' SO_REUSEADDR would let a second supervisor bind the same port."""
+    assert _metrics._ScrapeServer.allow_reuse_address is (sys.platform != "win32")

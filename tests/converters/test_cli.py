@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -165,3 +168,19 @@ def test_help_has_an_example(capsys: pytest.CaptureFixture[str], command: str) -
     assert caught.value.code == 0
     out = capsys.readouterr().out
     assert "example" in out and f"pywats-client {command}" in out
+
+
+def test_output_the_code_page_cannot_encode_is_escaped_not_a_crash(tmp_path: Path) -> None:
+    """Windows writes a redirected stdout in cp1252; a CJK serial must not end the command."""
+    result_file = tmp_path / "r.json"
+    result_file.write_text(
+        json.dumps({"pn": "p", "sn": "序列号", "rev": "1", "processCode": 10, "result": "P"}),
+        encoding="utf-8",
+    )
+    env = {**os.environ, "PYTHONIOENCODING": "cp1252"}
+    command = [sys.executable, "-m", "pywats_client", "convert", str(result_file)]
+    shown = subprocess.run(command, capture_output=True, env=env, timeout=60)
+    assert shown.returncode == 0, shown.stderr.decode("cp1252")
+    assert b'"sn": "\\u5e8f\\u5217\\u53f7"' in shown.stdout
+    as_json = subprocess.run([*command, "--json"], capture_output=True, env=env, timeout=60)
+    assert json.loads(as_json.stdout)["reports"][0]["sn"] == "序列号"

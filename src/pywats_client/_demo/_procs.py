@@ -75,12 +75,14 @@ class SupervisorProcess:
             kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
         else:
             kwargs["start_new_session"] = True
+        # Its output file is read back as UTF-8 (Windows would write the ANSI code page).
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"}
         self._process = subprocess.Popen(  # type: ignore[call-overload]
             args,
             stdin=subprocess.DEVNULL,
             stdout=self._out,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env=env,
             **kwargs,
         )
 

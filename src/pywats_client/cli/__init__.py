@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import io
+import multiprocessing
 import os
 import sys
 from collections.abc import Sequence
@@ -62,8 +64,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _escape_unencodable_output() -> None:
+    """Print what the console's code page cannot encode as ``\\uXXXX``.
+
+    A redirected stdout on Windows is written in the ANSI code page (cp1252):
+    a serial number or path outside it would otherwise end the command half-way
+    with a UnicodeEncodeError. The escape is also valid inside JSON strings.
+    """
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="backslashreplace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``pywats-client``; returns the process exit code."""
+    multiprocessing.freeze_support()  # a frozen (PyInstaller) exe re-enters here in workers
+    _escape_unencodable_output()
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)

@@ -71,12 +71,13 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _log_path(args: argparse.Namespace) -> Path | None:
-    from pywats_client._logging import instance_log_path, registry_log_dir, supervisor_log_path
+    from pywats_client._logging import instance_log_path, supervisor_log_path
     from pywats_client.core.registry import Registry
     from pywats_client.errors import ConfigError
+    from pywats_client.supervisor._status import log_dir_in_use
 
     registry = Registry.load(registry_path(args), check_configs=False)
-    log_dir = registry_log_dir(registry)
+    log_dir = log_dir_in_use(registry)
     if args.supervisor:
         return supervisor_log_path(log_dir)
     if not args.name:

@@ -146,7 +146,7 @@ def _local_time(iso: str | None) -> str:
         return "now"
     try:
         return datetime.fromtimestamp(iso_to_epoch(iso)).strftime("%Y-%m-%d %H:%M:%S")
-    except ValueError:
+    except (ValueError, OSError, OverflowError):  # out of the OS's local-time range
         return iso
 
 

@@ -49,8 +49,21 @@ _RESULT_WORDS = {
 
 
 def _aware(value: datetime) -> datetime:
-    """Naive datetimes are the station's local time."""
-    return value if value.tzinfo is not None else value.astimezone()
+    """Naive datetimes are the station's local time.
+
+    The OS's local-time rules end somewhere (year 1 or 9999 in a zone west of
+    UTC; before 1970 or after 3000 on Windows, where CPython raises OSError),
+    so a date out there is a clear validation error, not a crash of the caller.
+    """
+    if value.tzinfo is not None:
+        return value
+    try:
+        return value.astimezone()
+    except (OSError, OverflowError, ValueError) as exc:
+        raise ValueError(
+            f"{value.isoformat()} has no UTC offset and cannot be read as this station's "
+            f"local time ({exc}); write it with an offset (e.g. {value.isoformat()}+00:00)"
+        ) from None
 
 
 class MiscInfo(WsjfModel):

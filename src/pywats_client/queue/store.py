@@ -34,6 +34,7 @@ from pywats_client._fsutil import (
     fsync_dir,
     is_disk_full,
     move_no_overwrite,
+    remove_file,
     replace_file,
 )
 from pywats_client.errors import DiskFullError
@@ -156,6 +157,30 @@ class QueueStore:
             removed += sweep_temp_files(folder)
         if removed:
             log.info("removed %d temp file(s) left by interrupted writes in %s", removed, self.path)
+        self._finish_interrupted_dead_letters()
+
+    def _finish_interrupted_dead_letters(self) -> None:
+        """Remove a pending report that also sits, under the same name, in ``failed/``.
+
+        :meth:`dead_letter` writes the failed copy before removing the pending
+        one; a crash in between (or, on Windows, a scanner holding the pending
+        file) leaves both. Only a dead-letter keeps the name (requeue and
+        retry give a new one), so the failed copy is the newer, complete one.
+        """
+        finished = 0
+        for name in _list_names(self.failed_dir):
+            leftover = self.pending_dir / name
+            if not os.path.lexists(leftover):
+                continue
+            try:
+                remove_file(leftover)
+            except OSError as exc:
+                log.warning("cannot remove %s (also in failed/): %s", leftover, exc)
+                continue
+            finished += 1
+        if finished:
+            fsync_dir(self.pending_dir)
+            log.info("finished %d move(s) to failed/ that a stop interrupted", finished)
 
     def add_listener(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` (from the writing thread) after reports are added."""
@@ -507,7 +532,10 @@ class QueueStore:
                 self._claimed.discard(item.name)
                 self._window.offer(item.name)
                 raise
-            remove_quietly(self.pending_dir / item.name)
+            try:
+                remove_file(self.pending_dir / item.name)
+            except OSError as exc:  # finished when the queue is next opened
+                log.warning("report %s is in failed/ but still in pending/: %s", item.id, exc)
             self._claimed.discard(item.name)
             self._pending = max(0, self._pending - 1)
             self._failed += 1

@@ -98,7 +98,13 @@ class StandinProcess:
             "--parent-pid",
             str(os.getpid()),
         ]
-        env = {**os.environ, TOKEN_ENV_VAR: self.token, "PYTHONUNBUFFERED": "1"}
+        # Its output file is read back as UTF-8 (Windows would write the ANSI code page).
+        env = {
+            **os.environ,
+            TOKEN_ENV_VAR: self.token,
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONIOENCODING": "utf-8",
+        }
         flags = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
         self._log = open(self.log_file, "ab")  # noqa: SIM115 - closed in stop()
         self._process = subprocess.Popen(

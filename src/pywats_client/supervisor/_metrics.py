@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
+import sys
 import threading
 from collections.abc import Callable, Iterator
+from socketserver import ThreadingMixIn
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from pywats_client.supervisor._states import State
 
@@ -98,15 +102,39 @@ def _maybe(family: Any, name: str, value: Any) -> None:
         family.add_metric([name], float(value))
 
 
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes every few seconds would flood the supervisor's stderr."""
+
+
+class _ScrapeServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+    #: On Windows SO_REUSEADDR lets a second process bind a port that is already
+    #: listening, so two supervisors with one metrics_port would both "start".
+    allow_reuse_address = sys.platform != "win32"
+
+    def __init__(self, host: str, port: int) -> None:
+        self.address_family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        super().__init__((host, port), _QuietHandler)
+
+
 class MetricsServer:
-    """The HTTP endpoint; ``url`` tells where it listens (port 0 picks a free one)."""
+    """The HTTP endpoint; ``url`` tells where it listens (port 0 picks a free one).
+
+    Raises OSError when the port is taken (by anyone, on every OS).
+    """
 
     def __init__(self, host: str, port: int, collector: StatusCollector) -> None:
-        from prometheus_client import CollectorRegistry, start_http_server
+        from prometheus_client import CollectorRegistry, make_wsgi_app
 
         registry = CollectorRegistry(auto_describe=False)
         registry.register(collector)
-        self._server, self._thread = start_http_server(port, addr=host, registry=registry)
+        self._server = _ScrapeServer(host, port)
+        self._server.set_app(make_wsgi_app(registry))
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="metrics", daemon=True
+        )
+        self._thread.start()
         bound_port = self._server.server_address[1]
         shown = f"[{host}]" if ":" in host else host
         self.url = f"http://{shown}:{bound_port}/metrics"
@@ -115,5 +143,4 @@ class MetricsServer:
         with contextlib.suppress(Exception):
             self._server.shutdown()
             self._server.server_close()
-        if isinstance(self._thread, threading.Thread):
-            self._thread.join(timeout=2.0)
+        self._thread.join(timeout=2.0)

@@ -30,6 +30,7 @@ __all__ = [
     "StatusReport",
     "SupervisorStatus",
     "list_instances",
+    "log_dir_in_use",
     "status_report",
 ]
 
@@ -138,12 +139,26 @@ def status_report(registry: Path | str | Registry) -> StatusReport:
         }
         updated = document.get("supervisor", {}).get("updated_at")
         elapsed = max(0.0, now - updated) if isinstance(updated, (int, float)) else 0.0
-    log_dir = registry_log_dir(registry)
+    log_dir = log_dir_in_use(registry, document)
     instances = [
         _instance(registry, entry, records.get(entry.name), sup.running, elapsed, log_dir)
         for entry in registry.instances
     ]
     return StatusReport(supervisor=sup, instances=instances)
+
+
+def log_dir_in_use(registry: Registry, document: dict[str, Any] | None = None) -> Path:
+    """Where the last supervisor of ``registry`` wrote its logs, else where one would.
+
+    Without ``[supervisor] log_dir`` the folder is per user, and a supervisor
+    running as a service account writes into that account's profile: the
+    operator's own default would point elsewhere.
+    """
+    if document is None:
+        document = read_status(registry.state_dir / STATUS_NAME)
+    info = (document or {}).get("supervisor")
+    recorded = info.get("log_dir") if isinstance(info, dict) else None
+    return Path(recorded) if isinstance(recorded, str) and recorded else registry_log_dir(registry)
 
 
 def _dt(value: Any) -> datetime | None:

@@ -6,7 +6,7 @@ Format (``"format": 1``)::
 
     {"format": 1,
      "supervisor": {"pid", "create_time", "started_at", "updated_at", "registry",
-                    "metrics_url", "last_error"},
+                    "metrics_url", "log_dir", "last_error"},
      "instances": [{"name", "state", "enabled", "pid", "started_at", "uptime_s",
                     "restarts", "last_exit", "last_error", "last_heartbeat_at",
                     "heartbeat_age_s", "next_restart_at", "rss", "cpu",

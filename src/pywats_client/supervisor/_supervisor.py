@@ -804,6 +804,7 @@ class Supervisor:
                 "registry": str(self.registry_path),
                 "status_interval": self.settings.status_interval,
                 "metrics_url": self.metrics_url,
+                "log_dir": str(self.log_dir),
                 "last_error": self._last_error,
                 "exited": exited,
             },
