@@ -14,6 +14,7 @@ from pywats_client import _fsutil
 from pywats_client._fsutil import (
     TEMP_SUFFIX,
     atomic_write_bytes,
+    atomic_write_text,
     is_disk_full,
     iter_temp_files,
     move_no_overwrite,
@@ -27,6 +28,18 @@ def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:
     atomic_write_bytes(target, b"new contents")
     assert target.read_bytes() == b"new contents"
     assert list(iter_temp_files(tmp_path)) == []
+
+
+@pytest.mark.parametrize("windows", [False, True])
+def test_notes_for_people_get_the_platforms_line_endings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, windows: bool
+) -> None:
+    monkeypatch.setattr(_fsutil, "_IS_WINDOWS", windows)
+    note, data = tmp_path / "x.error.txt", tmp_path / "data.json"
+    atomic_write_text(note, "why\nwhat to do\r\n", for_people=True)
+    atomic_write_text(data, "a\nb\n")
+    assert note.read_bytes() == (b"why\r\nwhat to do\r\n" if windows else b"why\nwhat to do\r\n")
+    assert data.read_bytes() == b"a\nb\n"
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX permission bits")

@@ -159,8 +159,17 @@ def atomic_write_bytes(path: Path, data: bytes, *, sync_dir: bool = True) -> Non
         fsync_dir(path.parent)
 
 
-def atomic_write_text(path: Path, text: str, *, sync_dir: bool = True) -> None:
-    """:func:`atomic_write_bytes` for UTF-8 text."""
+def atomic_write_text(
+    path: Path, text: str, *, sync_dir: bool = True, for_people: bool = False
+) -> None:
+    """:func:`atomic_write_bytes` for UTF-8 text.
+
+    ``for_people``: a note an operator opens in an editor gets Windows line
+    endings on Windows (Notepad before Windows 10 1809, still common on test
+    stations, shows LF-only text as one line).
+    """
+    if for_people and _IS_WINDOWS:
+        text = text.replace("\r\n", "\n").replace("\n", "\r\n")
     atomic_write_bytes(path, text.encode("utf-8"), sync_dir=sync_dir)
 
 

@@ -605,7 +605,7 @@ class QueueStore:
         """Write pending quarantine reason files; on a full disk they wait for a later call."""
         for path, text in list(self._unwritten_reasons.items()):
             try:
-                atomic_write_text(path, text)
+                atomic_write_text(path, text, for_people=True)
             except OSError as exc:
                 log.warning("cannot write %s yet (%s); will retry", path, exc)
                 return

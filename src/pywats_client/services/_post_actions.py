@@ -132,7 +132,7 @@ def move_to_error(src: SourceFile, report: ErrorReport) -> Path:
     """
     folder = ensure_private_dir(relative_folder(src, src.error_dir))
     planned = unique_path(folder, src.path.name)
-    atomic_write_text(_reason_path(planned), report.render(src), sync_dir=False)
+    atomic_write_text(_reason_path(planned), report.render(src), sync_dir=False, for_people=True)
     try:
         target = move_no_overwrite(src.path, folder, planned.name)
     except BaseException:

@@ -64,6 +64,7 @@ EXIT_TERMINATED = 143
 #: deadline after which it exits no matter what (its loop may be hung).
 ORPHAN_STOP_TIMEOUT = 3.0
 ORPHAN_EXIT_AFTER = 5.0
+_POSIX = os.name == "posix"
 
 log = logging.getLogger("pywats_client.worker")
 
@@ -358,7 +359,10 @@ class _Worker:
                 log.warning("test hook PYWATS_TEST_HANG_AFTER: blocking the event loop")
                 while True:
                     time.sleep(3600)  # deliberately blocks the loop (test hook)
-            if os.getppid() != self.spec.supervisor_pid:
+            # POSIX re-parents an orphan. Windows does not, and a launcher process
+            # (a venv's python.exe) between supervisor and worker would make every
+            # worker look orphaned there; the pipe below tells a dead supervisor anyway.
+            if _POSIX and os.getppid() != self.spec.supervisor_pid:
                 log.warning("parent process changed: supervisor gone, stopping")
                 self.inbox.put_nowait("orphaned")
             client = self.client
