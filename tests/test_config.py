@@ -119,6 +119,13 @@ def test_env_token_overrides_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
         ('{"service_address": "wats.example.com"}', "https://"),
         ('{"watch_paths": "C:/data"}', "watch_paths"),
         ('{"a": 1,}', "not valid JSON at line 1"),
+        ('{"a": 1,\n}', "no comma after the last item"),
+        ('{"watch_paths": ["C:\\TestResults"]}', "write Windows paths as C:/TestResults"),
+        (
+            '{"file_pattern": ["*.xml"], "retry": {"max_attemps": 3}}',
+            "retry.max_attemps: unknown key; did you mean 'max_attempts'? Fix its spelling or "
+            "remove it. Also file_pattern: unknown key; did you mean 'file_patterns'?",
+        ),
         ("[1, 2]", "JSON object"),
     ],
 )

@@ -121,10 +121,13 @@ def test_unknown_keys_and_bad_toml(tmp_path: Path) -> None:
     path.write_text("[[instance]\n")
     with pytest.raises(RegistryError, match="not valid TOML"):
         Registry.load(path)
+    path.write_text('[[instance]]\nname = "a"\nconfig = "C:\\TestResults\\a.json"\n')
+    with pytest.raises(RegistryError, match="Windows paths in single quotes"):
+        Registry.load(path)
 
 
 def test_missing_registry_file(tmp_path: Path) -> None:
-    with pytest.raises(RegistryError, match=r"instances\.example\.toml"):
+    with pytest.raises(RegistryError, match=r"--registry FILE or set \$PYWATS_REGISTRY"):
         Registry.load(tmp_path / "instances.toml")
 
 

@@ -66,18 +66,35 @@ def _problem(error: ErrorDetails, model: type[BaseModel] | None) -> str:
     return f"{message}{shown}"
 
 
+#: Problems spelled out in one message; beyond that only a count.
+MAX_LISTED = 5
+
+
 def describe_validation_error(
     exc: ValidationError, model: type[BaseModel] | None = None, prefix: tuple[str, ...] = ()
 ) -> tuple[str, str]:
-    """(key, problem) for the first error, with a count of any further ones."""
+    """(key, problem) of the first error; the problem text goes on with the others.
+
+    A file with three typos then takes one fix-and-retry, not three.
+    """
     errors = exc.errors(include_url=False)
-    first = errors[0]
-    loc = tuple(first["loc"])
-    problem = _problem(first, model)
+    described = [_described(error, model, prefix) for error in errors[:MAX_LISTED]]
+    key, problem = described[0]
+    for other_key, other_problem in described[1:]:
+        problem += f". Also {other_key}: {other_problem}"
+    unlisted = len(errors) - len(described)
+    if unlisted:
+        problem += f" (and {unlisted} more problem{'s' if unlisted > 1 else ''})"
+    return key, problem
+
+
+def _described(
+    error: ErrorDetails, model: type[BaseModel] | None, prefix: tuple[str, ...]
+) -> tuple[str, str]:
+    loc = tuple(error["loc"])
+    problem = _problem(error, model)
     if "api_token" in loc:
         problem = "invalid value (not shown: it is a secret)"
-    if len(errors) > 1:
-        problem += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
     return _key((*prefix, *loc)) or "<top level>", problem
 
 

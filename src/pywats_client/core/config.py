@@ -295,7 +295,9 @@ class ClientConfig(BaseModel):
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ConfigError(
-                f"not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", file=path
+                f"not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+                f"{_json_hint(exc)}",
+                file=path,
             ) from None
         return cls.from_dict(data, source=path)
 
@@ -321,3 +323,16 @@ class ClientConfig(BaseModel):
         ensure_private_dir(path.parent)
         atomic_write_text(path, json.dumps(self.to_json_dict(), indent=4) + "\n")
         self._base_dir = path.resolve().parent
+
+
+def _json_hint(exc: json.JSONDecodeError) -> str:
+    """What the two usual hand-editing slips on a station PC need to be fixed."""
+    if "escape" in exc.msg:
+        return (
+            "; a backslash starts an escape in JSON: write Windows paths as "
+            "C:/TestResults or C:\\\\TestResults"
+        )
+    if exc.doc[: exc.pos].rstrip().endswith(","):
+        return "; JSON allows no comma after the last item: remove it"
+    return ""
+

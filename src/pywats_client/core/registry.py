@@ -162,11 +162,18 @@ class Registry:
                 data: dict[str, Any] = tomllib.load(handle)
         except FileNotFoundError:
             raise RegistryError(
-                "registry file not found; copy instances.example.toml or fix --registry",
+                "registry file not found; pass --registry FILE or set $PYWATS_REGISTRY, or "
+                "write one (one [[instance]] per station: see docs/quickstart.md)",
                 file=path,
             ) from None
         except tomllib.TOMLDecodeError as exc:
-            raise RegistryError(f"not valid TOML: {exc}", file=path) from None
+            hint = (
+                "; in TOML write Windows paths in single quotes ('C:\\TestResults') "
+                "or with forward slashes"
+                if "'\\'" in str(exc)
+                else ""
+            )
+            raise RegistryError(f"not valid TOML: {exc}{hint}", file=path) from None
         except OSError as exc:
             raise RegistryError(f"cannot be read ({exc.strerror})", file=path) from None
         try:
