@@ -114,6 +114,41 @@ def test_datetime_start_and_naive_means_local() -> None:
     assert naive.start.tzinfo is not None
 
 
+def _vcc(value: float) -> NumericLimitStep:
+    measurement = NumericMeasurement(value=value, comp_op="GELE", low_limit=4.9, high_limit=5.1)
+    return NumericLimitStep(name="VCC", numeric_meas=[measurement])
+
+
+def test_result_and_sequence_status_follow_the_steps_unless_set() -> None:
+    """A converter that sets no result must not upload a failed board as passed."""
+    report = UUTReport(pn="p", sn="s")
+    report.steps.append(_vcc(5.0))
+    assert (report.to_wsjf()["result"], report.to_wsjf()["root"]["status"]) == ("P", "P")
+    inner = SequenceCallStep(name="Power")
+    inner.steps.append(_vcc(7.0))
+    report.steps.append(inner)
+    data = report.to_wsjf()
+    assert (data["result"], data["root"]["status"]) == ("F", "F")
+    assert data["root"]["steps"][1]["status"] == "F"
+    assert report.pass_fail is False
+    report.steps.append(GenericStep(step_type="Action", name="abort", status="E"))
+    assert report.to_wsjf()["result"] == "E"  # an error outranks a failure
+
+
+def test_a_result_or_status_set_by_the_converter_is_kept() -> None:
+    report = UUTReport(pn="p", sn="s", pass_fail=True)
+    report.steps.append(SequenceCallStep(name="Power", status="P", steps=[_vcc(7.0)]))
+    data = report.to_wsjf()
+    assert data["result"] == "P"
+    assert data["root"]["status"] == "P"  # its child's explicit status P
+    report.result = "T"
+    assert report.to_wsjf()["result"] == "T"
+    parsed = parse_report({**WATS_MD_EXAMPLE, "result": "P"})
+    parsed.steps.append(_vcc(7.0))
+    assert parsed.to_wsjf()["result"] == "P"  # read from a file: the file's word stands
+    assert parsed.to_wsjf()["root"]["status"] == "P"
+
+
 def test_steps_appended_as_dicts_are_validated_and_numbered() -> None:
     report = UUTReport(pn="p", sn="s")
     report.steps.append({"name": "LED", "booleanMeas": [{"status": "F"}]})

@@ -215,6 +215,11 @@ class UUTReport(_ReportBase):
 
     def _number_steps(self) -> None:
         _validate_appended(self.root)
+        root_status = _settle_status(self.root)
+        if "result" not in self.model_fields_set:
+            # A converter that appended a failing step but set no result must not
+            # upload a failed board as passed.
+            object.__setattr__(self, "result", "P" if root_status in ("S", "D") else root_status)
         all_steps = iter_steps(self.root)
         used: set[int] = set()
         for step in all_steps:
@@ -239,6 +244,22 @@ class UURReport(_ReportBase):
 
 
 _STEP_ADAPTER: TypeAdapter[AnyStep] = TypeAdapter(AnyStep)
+
+
+#: A sequence takes the first of these its children have, else passed.
+_STATUS_SEVERITY = ("E", "T", "F")
+
+
+def _settle_status(sequence: SequenceCallStep) -> str:
+    """The status of ``sequence``: as set, or (never set) what its children give."""
+    children = [
+        _settle_status(step) if isinstance(step, SequenceCallStep) else step.status
+        for step in sequence.steps
+    ]
+    if "status" not in sequence.model_fields_set:
+        derived = next((s for s in _STATUS_SEVERITY if s in children), "P")
+        object.__setattr__(sequence, "status", derived)
+    return sequence.status
 
 
 def _validate_appended(sequence: SequenceCallStep) -> None:
