@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 import threading
@@ -552,9 +553,15 @@ def test_reading_a_result_file_makes_no_events(tmp_path: Path) -> None:
     assert not seen & {"opened", "closed_no_write"}, seen
 
 
-def test_missing_watch_folder_is_created(tmp_path: Path) -> None:
+def test_missing_watch_folder_is_created_and_said_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Created, because a tester may start later; said, because it may be a typo."""
+    (tmp_path / "there").mkdir()
     config = ClientConfig(
-        watch_paths=[tmp_path / "later" / "in"], queue_path=tmp_path / "q", ready_after=0.1
+        watch_paths=[tmp_path / "later" / "in", tmp_path / "there"],
+        queue_path=tmp_path / "q",
+        ready_after=0.1,
     )
 
     async def body() -> None:
@@ -566,7 +573,13 @@ def test_missing_watch_folder_is_created(tmp_path: Path) -> None:
         finally:
             await watcher.stop()
 
-    run(body)
+    with caplog.at_level(logging.WARNING):
+        run(body)
+    created = [r.getMessage() for r in caplog.records if "did not exist" in r.getMessage()]
+    assert created == [
+        f"watch folder {tmp_path / 'later' / 'in'} did not exist; created it "
+        "(if the tester writes elsewhere, fix watch_paths)"
+    ]
 
 
 def test_idle_watcher_does_not_busy_wait(tmp_path: Path) -> None:

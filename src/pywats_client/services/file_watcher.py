@@ -437,8 +437,17 @@ class FileWatcher:
 
     def _ensure_folders(self) -> None:
         for root in self.roots:
+            if root.path.is_dir():
+                self._problems.pop(f"folder:{root.path}", None)
+                continue
             try:
                 root.path.mkdir(parents=True, exist_ok=True)
+                # A typo in watch_paths would otherwise watch an empty folder forever.
+                log.warning(
+                    "watch folder %s did not exist; created it (if the tester writes "
+                    "elsewhere, fix watch_paths)",
+                    root.path,
+                )
             except OSError as exc:
                 self._problems[f"folder:{root.path}"] = (
                     f"watch folder {root.path} cannot be created ({exc.strerror or exc}); "
