@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from pywats_client.core import ClientConfig
+from pywats_client.core.config import TOKEN_ENV_VAR
 from pywats_client.core.connection_config import build_http_client
 from pywats_client.errors import (
     RejectedError,
@@ -30,7 +31,9 @@ REPORT = {"type": "T", "id": "0b6c3a52-5f41-4d7e-9a57-2f1d8c4e9b10", "pn": "P", 
 
 
 def make_client(handler: Callable[[httpx.Request], httpx.Response], **config: Any) -> WATSApiClient:
-    cfg = ClientConfig(service_address="https://wats.example.com", api_token=TOKEN, **config)
+    cfg = ClientConfig(
+        **{"service_address": "https://wats.example.com", "api_token": TOKEN, **config}
+    )
     http = build_http_client(cfg, transport=httpx.MockTransport(handler))
     return WATSApiClient(cfg, http_client=http)
 
@@ -92,6 +95,16 @@ def test_401_and_403_are_unauthorized_and_never_show_the_token(status: int, word
     assert isinstance(caught.value, RetryableError)
     assert words in str(caught.value)
     assert TOKEN not in str(caught.value) and TOKEN not in repr(caught.value)
+
+
+def test_401_without_any_token_says_the_token_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(TOKEN_ENV_VAR, raising=False)
+    refuse = lambda r: httpx.Response(401, json={"Message": "nope"})  # noqa: E731
+    with pytest.raises(UnauthorizedError, match="has no API token \\(api_token is empty and "):
+        submit(refuse, api_token="", instance_name="st-1")
+    monkeypatch.setenv(TOKEN_ENV_VAR, "from-the-environment")
+    with pytest.raises(UnauthorizedError, match="token is wrong or expired"):
+        submit(refuse, api_token="")
 
 
 @pytest.mark.parametrize("status", [408, 500, 502, 503, 504])

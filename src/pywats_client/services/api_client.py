@@ -19,9 +19,9 @@ from typing import Any
 
 import httpx
 
-from pywats_client.core.config import ClientConfig
+from pywats_client.core.config import TOKEN_ENV_VAR, ClientConfig
 from pywats_client.core.connection_config import VERSION_PATH, build_http_client, proxy_for
-from pywats_client.errors import ServerUnavailableError
+from pywats_client.errors import ServerUnavailableError, UnauthorizedError
 from pywats_client.services._http_errors import describe_network_error, raise_for_status
 
 __all__ = ["SUBMIT_PATH", "WATSApiClient"]
@@ -98,6 +98,12 @@ class WATSApiClient:
                     exc, url=str(url), proxy=self._proxy, timeout=self._config.request_timeout
                 )
             ) from None
+        if response.status_code == 401 and not self._config.effective_token().get_secret_value():
+            raise UnauthorizedError(
+                f"instance {self._config.instance_name!r} has no API token (api_token is empty "
+                f"and {TOKEN_ENV_VAR} is not set), so the server refused it: paste a token "
+                "from WATS into the config's api_token or set the variable"
+            )
         raise_for_status(response, what=what, proxy=self._proxy)
         return response
 
