@@ -6,6 +6,7 @@ import asyncio
 import errno
 import itertools
 import json
+import logging
 import random
 import time
 import uuid
@@ -541,6 +542,27 @@ def test_stop_timeout_cancels_and_keeps_the_reports(tmp_path: Path) -> None:
 
     run(main())
     assert len(list(QueueStore(tmp_path / "queue").iter_items("pending"))) == 3
+
+
+def test_each_accepted_report_is_logged_with_its_serial(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = FakeWats()
+    config = config_for(tmp_path)
+    queued = reports(3)
+
+    async def main() -> None:
+        queue = QueueService(config, api_for(config, server))
+        queue.store.enqueue(queued)
+        await queue.start()
+        await async_wait_until(lambda: queue.uploaded == 3, 15, message="3 uploads")
+        await queue.stop()
+
+    with caplog.at_level(logging.INFO, logger="pywats_client.upload"):
+        run(main())
+    logged = " ".join(r.getMessage() for r in caplog.records if "accepted by" in r.getMessage())
+    for item in queued:
+        assert f"{item.report['id']} (sn {item.report['sn']})" in logged
 
 
 def test_archive_sent_keeps_accepted_reports(tmp_path: Path) -> None:

@@ -404,6 +404,11 @@ class QueueService:
                     self._storage_trouble(exc)
                 else:
                     self.uploaded += len(batch)
+                    # the line an operator greps to confirm a board reached WATS
+                    log.info(
+                        "accepted by the server: %s",
+                        ", ".join(f"{i.id} (sn {i.report.get('sn')})" for i in batch),
+                    )
         finally:
             self._settling = False
 
