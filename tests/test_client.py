@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -120,6 +121,10 @@ def test_server_away_keeps_reports_queued_and_sources_go_to_done(tmp_path: Path)
             assert snap.pending == 1 and snap.uploaded == 0 and snap.errored == 0
             assert snap.connection == "disconnected"
             assert (tmp_path / "in" / "Done" / "SN-1.json").exists()
+            # the error says since when it shows, so an old one reads as history
+            assert snap.last_error and snap.last_error_at is not None
+            assert time.time() - 60 < snap.last_error_at <= time.time()
+            assert client.snapshot().last_error_at == snap.last_error_at
         finally:
             await client.stop(timeout=2)
 

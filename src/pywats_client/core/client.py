@@ -58,6 +58,7 @@ class WATSClient:
         self._intake_stopped = False
         self._uploads_paused = False
         self._load_warnings: list[str] = []
+        self._last_error: tuple[str | None, float | None] = (None, None)  # and since when
         self._closed = False
 
     def __repr__(self) -> str:
@@ -230,5 +231,8 @@ class WATSClient:
         if restart:
             warnings.append(restart)
         snap.last_error = next((e for e in errors if e), None)
+        if snap.last_error != self._last_error[0]:
+            self._last_error = (snap.last_error, time.time() if snap.last_error else None)
+        snap.last_error_at = self._last_error[1]
         snap.warnings = list(dict.fromkeys(warnings))
         return snap

@@ -48,6 +48,9 @@ class ClientSnapshot:
     backpressure: bool = False
     abandoned_conversions: int = 0
     last_error: str | None = None
+    #: Wall-clock epoch seconds when ``last_error`` first showed: a bad file an
+    #: hour ago is history, not what the station is doing now.
+    last_error_at: float | None = None
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:

@@ -59,7 +59,8 @@ class InstanceStatus:
     ``state`` is a :class:`State` (a ``str`` enum: compare with ``"running"``).
     ``pending``/``failed`` are None when the queue folder cannot be read.
     ``last_error`` is the process-level error (crash, config, hang) when the
-    instance is not running, else the client's own last error.
+    instance is not running, else the client's own last error, which it has
+    shown since ``last_error_at``.
     """
 
     name: str
@@ -72,6 +73,7 @@ class InstanceStatus:
     restarts: int = 0
     last_exit: int | None = None
     last_error: str | None = None
+    last_error_at: datetime | None = None
     last_heartbeat_at: datetime | None = None
     heartbeat_age_s: float | None = None
     next_restart_at: datetime | None = None
@@ -247,8 +249,9 @@ def _instance(
         uptime = record.get("uptime_s")
         process_error = record.get("last_error")
         last_error: str | None = _str(process_error)
+        last_error_at: datetime | None = None
         if state in _RUNNING_STATES and snapshot is not None and snapshot.last_error:
-            last_error = snapshot.last_error
+            last_error, last_error_at = snapshot.last_error, _dt(snapshot.last_error_at)
         base.update(
             state=state,
             pid=record.get("pid"),
@@ -257,6 +260,7 @@ def _instance(
             restarts=int(record.get("restarts") or 0),
             last_exit=record.get("last_exit"),
             last_error=last_error,
+            last_error_at=last_error_at,
             last_heartbeat_at=_dt(record.get("last_heartbeat_at")),
             heartbeat_age_s=hb_age + advance if isinstance(hb_age, (int, float)) else None,
             next_restart_at=_dt(record.get("next_restart_at")),
