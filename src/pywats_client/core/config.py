@@ -335,4 +335,3 @@ def _json_hint(exc: json.JSONDecodeError) -> str:
     if exc.doc[: exc.pos].rstrip().endswith(","):
         return "; JSON allows no comma after the last item: remove it"
     return ""
-
