@@ -49,12 +49,45 @@ def test_move_to_error_writes_a_reason_file(tmp_path: Path) -> None:
     reason = (tmp_path / "Error" / "bad.json.error.txt").read_text()
     assert "line 3: no serial number" in reason
     assert "converter: wsjf" in reason
-    assert "ConversionError" in reason and "Traceback" in reason
+    # an expected refusal: the reason says it all, no service internals
+    assert "Traceback" not in reason and "exception:" not in reason
     assert "time:" in reason and str(src.path) in reason
     # a second bad file of the same name gets its own reason file
     again = pa.move_to_error(source(tmp_path, "bad.json"), pa.ErrorReport("empty"))
     assert again.name == "bad (2).json"
     assert "empty" in (tmp_path / "Error" / "bad (2).json.error.txt").read_text()
+
+
+def _crash_in_converter() -> None:
+    raise ValueError("could not convert string to float: 'n/a'")
+
+
+def test_only_unexpected_exceptions_get_a_traceback(tmp_path: Path) -> None:
+    """A crash inside a converter is worth its traceback; a refusal is not."""
+    try:
+        try:
+            _crash_in_converter()
+        except ValueError as crash:
+            message = "bench.res: converter 'bench' failed"
+            raise ConversionError(message, converter="bench") from crash
+    except ConversionError as exc:
+        wrapped = exc
+    crashed = pa.ErrorReport(str(wrapped), exception=wrapped).render(source(tmp_path, "a.res"))
+    assert "converter: bench" in crashed  # taken from the error when not given
+    assert "exception: ValueError: could not convert string to float" in crashed
+    assert "Traceback" in crashed and "_crash_in_converter" in crashed
+    assert "ConversionError" not in crashed  # the wrapper's own frames are service internals
+
+    refused = ConversionError("x.bin: no converter accepts this file. Tried: ...")
+    text = pa.ErrorReport(str(refused), exception=refused).render(source(tmp_path, "x.bin"))
+    assert "converter: -" in text and "Traceback" not in text
+
+    try:
+        _crash_in_converter()
+    except ValueError as exc:
+        bug = exc
+    text = pa.ErrorReport("the converter crashed", exception=bug).render(source(tmp_path, "b.res"))
+    assert "Traceback" in text and "ValueError" in text
 
 
 def test_delete_removes_source_and_marker(tmp_path: Path) -> None:

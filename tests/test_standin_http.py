@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import IO
 
+import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pywats_client.core.config import ClientConfig
+from pywats_client.errors import ReportRejectedError
+from pywats_client.services.api_client import WATSApiClient
 from pywats_client.standin import ServerThread, StandinServer
 from tests.helpers import wait_until
 
@@ -175,6 +181,64 @@ def test_too_large_body_is_413_without_reading_it(server: StandinServer) -> None
     assert status == 413
     assert "4096 bytes" in json.loads(body)["Message"]
     assert headers["connection"] == "close"
+
+
+#: Larger than any loopback socket buffer: the client is still writing when refused.
+HUGE = 24 * 1024 * 1024
+
+
+def test_an_uploader_sending_a_too_large_body_gets_the_413(server: StandinServer) -> None:
+    """Like the service's uploader: write the whole body, then read the answer."""
+
+    async def post_huge() -> httpx.Response:
+        async with httpx.AsyncClient(trust_env=False, timeout=60) as client:
+            return await client.post(
+                f"{server.url}/api/Report/WSJF",
+                content=b"x" * HUGE,
+                headers={"Authorization": f"Basic {TOKEN}"},
+            )
+
+    for _ in range(3):  # was a connection reset every time
+        response = asyncio.run(post_huge())
+        assert response.status_code == 413
+        assert response.headers["connection"] == "close"
+        message = response.json()["Message"]
+        assert f"request body is {HUGE} bytes, larger than the limit of 4096 bytes" in message
+
+
+def test_the_upload_client_reports_a_too_large_report_as_rejected_naming_its_size(
+    server: StandinServer, tmp_path: Path
+) -> None:
+    config = ClientConfig(
+        instance_name="big", service_address=server.url, api_token=TOKEN, queue_path=tmp_path
+    )
+
+    async def submit() -> None:
+        async with WATSApiClient(config) as api:
+            await api.submit_report({"pn": "PN", "sn": "SN", "blob": "a" * HUGE})
+
+    with pytest.raises(ReportRejectedError) as caught:
+        asyncio.run(submit())
+    assert caught.value.status_code == 413  # dead-lettered by the uploader, not retried
+    assert "larger than the limit of 4096 bytes" in str(caught.value)
+
+
+def test_the_rest_of_a_refused_body_is_read_then_the_connection_closes(
+    server: StandinServer,
+) -> None:
+    body = b"y" * 300_000
+    with connect(server) as sock:
+        sock.sendall(
+            b"POST /api/Report/WSJF HTTP/1.1\r\nHost: x\r\n"
+            + AUTH
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        )
+        stream = sock.makefile("rb")
+        status, headers, _ = read_response(stream)  # answered before the body is sent
+        assert (status, headers["connection"]) == (413, "close")
+        for start in range(0, len(body), 16_384):  # still taken: read and dropped, not reset
+            sock.sendall(body[start : start + 16_384])
+        assert closed_by_server(sock)
 
 
 def test_too_large_chunked_body_is_413(server: StandinServer) -> None:

@@ -100,6 +100,61 @@ def test_peek_reads_only_the_head_and_never_raises(plain: Plain, tmp_path: Path)
     assert plain.peek(tmp_path / "missing") == b""
 
 
+@pytest.mark.parametrize(
+    ("bom", "encoding"),
+    [
+        (b"", "utf-8"),
+        (codecs.BOM_UTF8, "utf-8"),  # Notepad's "UTF-8 with BOM", common on Windows
+        (codecs.BOM_UTF16_LE, "utf-16-le"),  # Notepad's "Unicode"
+        (codecs.BOM_UTF16_BE, "utf-16-be"),
+        (codecs.BOM_UTF32_LE, "utf-32-le"),
+    ],
+)
+def test_peek_text_decodes_like_read_text_and_strips_the_bom(
+    plain: Plain, tmp_path: Path, bom: bytes, encoding: str
+) -> None:
+    path = tmp_path / "board.res"
+    text = "# BENCHTEST v3\nUNIT;Prüfling\n"
+    path.write_bytes(bom + text.encode(encoding))
+    assert plain.peek_text(path) == text == plain.read_text(path)
+    assert plain.peek(path).startswith(b"# BENCHTEST") is (bom == b"" and encoding == "utf-8")
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding", "size"),
+    [
+        ("Prüfung °C µA", "utf-8", 3),  # the cut falls inside the two bytes of "ü"
+        ("Prüfung °C µA", "utf-8", 4),
+        ("Ωmega", "utf-16-le", 3),  # half a UTF-16 code unit
+        ("Prüfung °C", "cp1252", 4),
+    ],
+)
+def test_peek_text_of_a_cut_head_keeps_the_right_encoding(
+    plain: Plain, tmp_path: Path, text: str, encoding: str, size: int
+) -> None:
+    path = tmp_path / "t.txt"
+    bom = codecs.BOM_UTF16_LE if encoding == "utf-16-le" else b""
+    path.write_bytes(bom + text.encode(encoding))
+    head = plain.peek_text(path, size + len(bom))
+    assert text.startswith(head) and len(head) >= 1
+
+
+def test_peek_text_uses_the_configured_encoding_and_never_raises(
+    plain: Plain, tmp_path: Path
+) -> None:
+    path = tmp_path / "t.txt"
+    path.write_bytes("Ωmega".encode("utf-16-le"))
+    plain.text_encoding = "utf-16-le"
+    assert plain.peek_text(path) == "Ωmega"
+    plain.text_encoding = "utf-8"
+    path.write_bytes(b"ok \xff\xfe")
+    assert plain.peek_text(path) == "ok \ufffd\ufffd"  # a peek never raises; read_text does
+    plain.text_encoding = "klingon"
+    path.write_bytes(codecs.BOM_UTF8 + b"# head")
+    assert plain.peek_text(path) == "# head"  # unknown codec: detected, read_text reports it
+    assert plain.peek_text(tmp_path / "missing") == ""
+
+
 # --- parse_test_file ------------------------------------------------------------------
 
 

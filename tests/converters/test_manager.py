@@ -25,6 +25,7 @@ from pywats_client.core.config import ClientConfig
 from pywats_client.errors import ConversionError, RejectedError
 from pywats_client.models import UUTReport
 from tests.converters.support import sample
+from tests.helpers import wait_until
 
 #: Written out here on purpose: changing the namespace would change every
 #: derived id and make resubmissions after an upgrade into duplicates.
@@ -191,9 +192,14 @@ def test_broken_plugins_are_reported_with_file_and_line_and_others_still_load(
     assert problems["helpers_only.py"].file == empty
     assert "no BaseConverter subclass" in problems["helpers_only.py"].error
     assert problems["abstract.py"].file == abstract
-    assert "Half (missing convert)" in problems["abstract.py"].error
+    assert (
+        f"class Half (line {header_lines + 1}) has no convert(), so it is not used; "
+        "add def convert(self, file_path)" in problems["abstract.py"].error
+    )
     bad_init = next(p for p in problems.values() if "NeedsArgs" in p.error)
-    assert "cannot be set up" in bad_init.error and bad_init.origin.endswith("bad_init.py")
+    assert "class NeedsArgs cannot be created" in bad_init.error
+    assert "TypeError" in bad_init.error and "without arguments" in bad_init.error
+    assert bad_init.origin.endswith("bad_init.py") and bad_init.file is not None
     assert "_private_helper.py" not in problems
     assert len(problems) == 6
 
@@ -400,9 +406,12 @@ def test_can_convert_that_raises_or_answers_nonsense_only_declines(
     with caplog.at_level(logging.WARNING):
         assert manager.convert(source).converter == "simple"
     reasons = {c.name: c.reason for c in manager.candidates(source)}
-    assert reasons["raises"] == "can_convert raised OSError: share went away"
+    header_lines = PLUGIN_HEADER.count("\n")
+    assert reasons["raises"] == (
+        f"can_convert raised OSError: share went away (at bad.py line {header_lines + 5})"
+    )
     assert "not a bool or a confidence" in reasons["odd"]
-    assert reasons["quits"] == "can_convert raised SystemExit: 2"
+    assert reasons["quits"].startswith("can_convert raised SystemExit: 2 (at bad.py line")
     assert manager.select(source) is manager.get("simple")
     assert "share went away" in caplog.text
 
@@ -447,6 +456,7 @@ class Returns(BaseConverter):
             "list": [uut, wsjf, uur],
             "tuple": (wsjf,),
             "none": None,
+            "none-in-list": [wsjf, None],
             "text": "PN-7;SN-7;PASS",
             "generator": (r for r in [wsjf]),
             "empty": [],
@@ -490,7 +500,8 @@ def test_accepted_return_types(
 @pytest.mark.parametrize(
     ("kind", "reason"),
     [
-        ("none", "returned builtins.NoneType"),
+        ("none", "returned None: missing `return report`?"),
+        ("none-in-list", "returned None as report 1 of its list"),
         ("text", "returned builtins.str"),
         ("generator", "returned builtins.generator"),
         ("empty", "returned an empty list"),
@@ -933,3 +944,257 @@ def test_a_file_that_grew_past_the_read_once_limit_is_not_held_in_memory(
     sha256, reads = manager_module._read_once(source, 3, 1000)
     assert sha256 == hashlib.sha256(b"SN-OLD").hexdigest()
     assert isinstance(reads, contextlib.nullcontext)
+
+
+# --- what a converter author is told ------------------------------------------------------
+
+
+def test_a_model_built_with_a_bad_value_is_described_like_a_bad_dict(tmp_path: Path) -> None:
+    write_plugin(
+        tmp_path / "converters",
+        "empty_sn.py",
+        """
+        class EmptySerial(BaseConverter):
+            name = "empty-sn"
+            patterns = ["*.dat"]
+
+            def convert(self, file_path):
+                return UUTReport(pn="PN-1", sn="", pass_fail=True, start_date_time="2026-03-01")
+        """,
+    )
+    source = tmp_path / "unit.dat"
+    source.write_text("x")
+    with pytest.raises(ConversionError) as caught:
+        manager_for(tmp_path).convert(source)
+    message = str(caught.value)
+    line = PLUGIN_HEADER.count("\n") + 7
+    assert message.startswith(
+        f"unit.dat: converter 'empty-sn' built an invalid UUTReport (at empty_sn.py line {line}): "
+        "sn: String should have at least 1 character (got '')"
+    ), message
+    assert "validation error for" not in message and "pydantic.dev" not in message
+    assert caught.value.converter == "empty-sn"
+    assert caught.value.__cause__ is None  # expected problem: no traceback in .error.txt
+
+
+def test_no_converter_hint_names_the_patterns_key(tmp_path: Path) -> None:
+    write_plugin(tmp_path / "converters", "simple.py", SIMPLE)
+    source = tmp_path / "board17.res"
+    source.write_text("x")
+    with pytest.raises(ConversionError) as caught:
+        manager_for(tmp_path).convert(source)
+    message = str(caught.value)
+    assert "simple (name does not match *.dat)" in message
+    assert message.endswith(
+        "Add a converter plugin for this format (docs/converters.md); or add '*.res' to the "
+        'patterns of the converter that should take it, in the config: "converters": '
+        '{"<name>": {"patterns": [..., "*.res"]}}'
+    ), message
+    (tmp_path / "converters" / "simple.py").unlink()
+    write_plugin(
+        tmp_path / "converters",
+        "picky.py",
+        """
+        class Picky(BaseConverter):
+            name = "picky"
+            patterns = ["*.res"]
+
+            def can_convert(self, file_path):
+                return self.peek(file_path).startswith(b"# BENCHTEST")
+
+            def convert(self, file_path):
+                return []
+        """,
+    )
+    with pytest.raises(ConversionError) as caught:
+        manager_for(tmp_path, builtins=True).convert(source)
+    message = str(caught.value)
+    assert "picky (declined)" in message
+    assert "; or if picky should take it, check what its can_convert looks for; or add '*.res'" in (
+        message
+    )
+
+
+SETUP_PROBLEMS = """
+class Picky(BaseConverter):
+    name = "picky"
+
+    def configure(self, settings):
+        if not isinstance(settings.get("process_code"), int):
+            raise ValueError("converters.picky.process_code must be a number")
+        super().configure(settings)
+
+    def convert(self, file_path):
+        return []
+
+
+class Buggy(BaseConverter):
+    name = "buggy"
+
+    def configure(self, settings):
+        settings.nonexistent()
+
+    def convert(self, file_path):
+        return []
+
+
+class Fine(BaseConverter):
+    name = "fine"
+
+    def convert(self, file_path):
+        return []
+
+
+class Typo(BaseConverter):
+    name = "typo"
+
+    def conver(self, file_path):
+        return []
+
+
+class SharedBase(BaseConverter):  # abstract on purpose: a base of Derived
+    def helper(self):
+        return 1
+
+
+class Derived(SharedBase):
+    name = "derived"
+
+    def convert(self, file_path):
+        return []
+"""
+
+
+def test_each_load_problem_is_reported_once_with_its_line_and_what_to_do(
+    tmp_path: Path,
+) -> None:
+    path = write_plugin(tmp_path / "converters", "setup.py", SETUP_PROBLEMS)
+    manager = manager_for(
+        tmp_path, converters={"picky": {"process_code": "ten"}, "buggy": {}, "fien": {}}
+    )
+    problems = manager.load()
+    assert sorted(i.name for i in manager.converters) == ["derived", "fine"]
+    errors = sorted(p.error for p in problems)
+
+    def line(needle: str) -> int:
+        lines = (PLUGIN_HEADER + SETUP_PROBLEMS).splitlines()
+        return next(n for n, text in enumerate(lines, start=1) if needle in text)
+
+    typo, buggy, picky = line("class Typo("), line("nonexistent()"), line("raise ValueError")
+    assert errors == [
+        f"class Typo (line {typo}) has no convert(), so it is not used; "
+        "rename conver() to convert()",
+        f"converter 'buggy' is not used: configure() raised line {buggy}: AttributeError: "
+        "'dict' object has no attribute 'nonexistent'; fix the converter's configure()",
+        f"converter 'picky' is not used: line {picky}: converters.picky.process_code must be "
+        "a number; fix converters.picky in the config",
+        "converters.fien: no converter of that name was found (found: buggy, derived, fine, "
+        "picky); did you mean 'fine'? Fix the name or remove the settings",
+    ]
+    assert {p.file for p in problems if p.origin != "config"} == {path}
+
+
+def test_load_leaves_reporting_to_its_caller_and_an_implicit_load_logs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write_plugin(tmp_path / "converters", "broken.py", "import no_such_module_here\n")
+    write_plugin(tmp_path / "converters", "simple.py", SIMPLE)
+    with caplog.at_level(logging.DEBUG, logger="pywats_client.converters"):
+        problems = manager_for(tmp_path).load()
+    (problem,) = problems
+    assert "install 'no_such_module_here'" in problem.error
+    assert "no_such_module_here" not in caplog.text  # the caller shows it: once
+    caplog.clear()
+    source = tmp_path / "u.dat"
+    source.write_text("x")
+    with caplog.at_level(logging.WARNING, logger="pywats_client.converters"):
+        manager_for(tmp_path).convert(source)  # nobody asked for the problems: logged
+    logged = [r for r in caplog.records if "no_such_module_here" in r.getMessage()]
+    assert len(logged) == 1
+
+
+def test_a_raising_can_convert_is_logged_once_not_per_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write_plugin(
+        tmp_path / "converters",
+        "flaky.py",
+        """
+        class Flaky(BaseConverter):
+            name = "flaky"
+
+            def can_convert(self, file_path):
+                raise OSError("share went away")
+
+            def convert(self, file_path):
+                return []
+        """,
+    )
+    write_plugin(tmp_path / "converters", "simple.py", SIMPLE)
+    manager = manager_for(tmp_path)
+    assert manager.load() == []
+    with caplog.at_level(logging.WARNING, logger="pywats_client.converters"):
+        for n in range(3):
+            source = tmp_path / f"u{n}.dat"
+            source.write_text("x")
+            assert manager.convert(source).converter == "simple"
+            manager.candidates(source)  # as `pywats-client convert` does after a failure
+    warnings = [r.getMessage() for r in caplog.records if "share went away" in r.getMessage()]
+    assert len(warnings) == 1
+    line = PLUGIN_HEADER.count("\n") + 6
+    assert f"(at flaky.py line {line})" in warnings[0] and "return False" in warnings[0]
+
+
+def test_a_timed_out_conversion_names_the_converter_it_was_running(tmp_path: Path) -> None:
+    import asyncio
+
+    from pywats_client.services._convert_runner import ConvertRunner
+
+    write_plugin(
+        tmp_path / "converters",
+        "slow.py",
+        """
+        import threading
+
+        GATE = threading.Event()
+
+        class Slow(BaseConverter):
+            name = "slow"
+            patterns = ["*.dat"]
+            gate = GATE
+
+            def convert(self, file_path):
+                GATE.wait(30)
+                return []
+
+        class Undecided(BaseConverter):  # hangs before any converter is chosen
+            name = "undecided"
+            patterns = ["*.hang"]
+
+            def can_convert(self, file_path):
+                GATE.wait(30)
+                return False
+
+            def convert(self, file_path):
+                return []
+        """,
+    )
+    manager = manager_for(tmp_path)
+    assert manager.load() == []
+    slow_file, hang_file = tmp_path / "a.dat", tmp_path / "b.hang"
+    slow_file.write_text("x")
+    hang_file.write_text("x")
+    gate = manager.get("slow").gate  # type: ignore[union-attr]
+
+    async def main() -> None:
+        runner = ConvertRunner(manager.convert, workers=2, timeout=2.0)
+        try:
+            slow, undecided = await asyncio.gather(runner.run(slow_file), runner.run(hang_file))
+        finally:
+            gate.set()
+            runner.close()
+        assert slow.timed_out and slow.converter == "slow"
+        assert undecided.timed_out and undecided.converter is None
+
+    asyncio.run(main())
+    wait_until(lambda: not manager_module._RUNNING, message="the released thread to finish")

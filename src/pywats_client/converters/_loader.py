@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import difflib
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -188,15 +189,49 @@ def _converter_classes(module: types.ModuleType) -> list[type[BaseConverter]]:
     return found
 
 
-def _abstract_classes(module: types.ModuleType) -> list[str]:
+def _abstract_classes(
+    module: types.ModuleType, concrete: list[type[BaseConverter]]
+) -> list[type[BaseConverter]]:
+    """``BaseConverter`` subclasses in ``module`` that cannot be used: ``convert`` is missing.
+
+    A class some converter of the file derives from is a shared base, not a mistake.
+    """
+    bases = {base for cls in concrete for base in cls.__mro__[1:]}
     return [
-        f"{value.__name__} (missing {', '.join(sorted(value.__abstractmethods__))})"
+        value
         for value in vars(module).values()
         if inspect.isclass(value)
         and issubclass(value, BaseConverter)
         and value.__module__ == module.__name__
         and inspect.isabstract(value)
+        and value not in bases
     ]
+
+
+def _incomplete(cls: type[BaseConverter]) -> str:
+    """``class X (line N) has no convert()``, with a near-miss method name if there is one."""
+    where = ""
+    with contextlib.suppress(OSError, TypeError):
+        where = f" (line {inspect.getsourcelines(cls)[1]})"
+    missing = sorted(cls.__abstractmethods__)
+    defined = [name for name, value in vars(cls).items() if inspect.isfunction(value)]
+    hints = []
+    for name in missing:
+        close = difflib.get_close_matches(name, defined, n=1, cutoff=0.6)
+        if close:
+            hints.append(f"rename {close[0]}() to {name}()")
+        elif name == "convert":
+            hints.append("add def convert(self, file_path) returning the report(s)")
+        else:
+            hints.append(f"implement {name}()")
+    methods = ", ".join(f"{name}()" for name in missing)
+    return f"class {cls.__name__}{where} has no {methods}, so it is not used; {'; '.join(hints)}"
+
+
+def _import_hint(exc: BaseException) -> str:
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        return f"install {exc.name!r} into the service's Python environment, or remove the import"
+    return "fix the file (the other converters still load)"
 
 
 def discover_plugin_dir(folder: Path) -> tuple[list[Discovered], list[LoadProblem]]:
@@ -206,7 +241,12 @@ def discover_plugin_dir(folder: Path) -> tuple[list[Discovered], list[LoadProble
     if not folder.is_dir():
         if folder.exists():
             problems.append(
-                LoadProblem(f"plugin:{folder}", "converter_path is not a folder", file=folder)
+                LoadProblem(
+                    f"plugin:{folder}",
+                    "converter_path is not a folder; point converter_path at the folder "
+                    "holding the converter .py files",
+                    file=folder,
+                )
             )
         return found, problems
     for path in sorted(folder.glob("*.py")):
@@ -219,22 +259,24 @@ def discover_plugin_dir(folder: Path) -> tuple[list[Discovered], list[LoadProble
             problems.append(
                 LoadProblem(
                     origin,
-                    f"import failed: {_error_line(exc, path)}",
+                    f"import failed: {_error_line(exc, path)}; {_import_hint(exc)}",
                     file=path,
                     details="".join(traceback.format_exception(exc)),
                 )
             )
             continue
         classes = _converter_classes(module)
-        if not classes:
-            abstract = _abstract_classes(module)
-            why = (
-                f"its converter classes are incomplete: {'; '.join(abstract)}"
-                if abstract
-                else "defines no BaseConverter subclass (from pywats_client.converters)"
+        incomplete = _abstract_classes(module, classes)
+        problems.extend(LoadProblem(origin, _incomplete(cls), file=path) for cls in incomplete)
+        if not classes and not incomplete:
+            problems.append(
+                LoadProblem(
+                    origin,
+                    "defines no BaseConverter subclass (from pywats_client.converters); "
+                    "define one, or start the file name with _ if it only holds helpers",
+                    file=path,
+                )
             )
-            problems.append(LoadProblem(origin, why, file=path))
-            continue
         found.extend(Discovered(cls, origin) for cls in classes)
     return found, problems
 

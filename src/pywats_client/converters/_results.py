@@ -54,7 +54,14 @@ class OutputError(ValueError):
     """The converter's output is not something we can send (message says why)."""
 
 
+_RETURN_HINT = (
+    "return a UUTReport/UURReport from pywats_client.models, a WSJF dict, or a list of them"
+)
+
+
 def _as_items(output: Any) -> list[Any]:
+    if output is None:
+        raise OutputError(f"returned None: missing `return report`? ({_RETURN_HINT})")
     if isinstance(output, (list, tuple)):
         if not output:
             raise OutputError("returned an empty list: no report")
@@ -96,10 +103,9 @@ def _to_dict(item: Any, index: int) -> tuple[dict[str, Any], bool]:
         if not has_id:
             data.pop("id", None)
         return data, has_id
-    raise OutputError(
-        f"returned {_describe(item)}; return a UUTReport/UURReport from "
-        "pywats_client.models, a WSJF dict, or a list of them"
-    )
+    if item is None:
+        raise OutputError(f"returned None as report {index} of its list; {_RETURN_HINT}")
+    raise OutputError(f"returned {_describe(item)}; {_RETURN_HINT}")
 
 
 def normalize_output(output: Any, *, sha256: str, defaults: ReportDefaults) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 __all__ = [
     "FileTooLargeError",
+    "decode_head",
     "decode_text",
     "file_mtime",
     "read_bounded",
@@ -133,6 +134,41 @@ def decode_text(data: bytes, encoding: str | None = None) -> str:
         return data.decode("cp1252")
     except UnicodeDecodeError:
         return data.decode("latin-1")
+
+
+def decode_head(data: bytes, encoding: str | None = None) -> str:
+    """Text of the first bytes of a file, decoded like :func:`decode_text`; never raises.
+
+    ``data`` may end in the middle of a character (it is a cut, not the whole
+    file): that partial character is dropped instead of making the UTF-8 guess
+    fail and the head read as cp1252. A BOM is stripped, so a file saved by
+    Notepad ("UTF-8 with BOM", "Unicode") starts with its first real character.
+    """
+    if encoding:
+        try:
+            text = _decode_prefix(data, encoding, "strict")
+        except LookupError:
+            encoding = None  # reported by read_text; a peek just detects
+        except UnicodeDecodeError:
+            text = _decode_prefix(data, encoding, "replace")
+        if encoding:
+            return text[1:] if text.startswith("\ufeff") else text
+    for bom, name in _BOMS:
+        if data.startswith(bom):
+            return _decode_prefix(data[len(bom) :], name, "replace")
+    try:
+        return _decode_prefix(data, "utf-8", "strict")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("cp1252")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def _decode_prefix(data: bytes, encoding: str, errors: str) -> str:
+    """``data`` decoded, leaving out an incomplete character at its end."""
+    return codecs.getincrementaldecoder(encoding)(errors).decode(data, final=False)
 
 
 def file_mtime(path: Path) -> datetime:

@@ -32,6 +32,7 @@ from pywats_client.converters._steps import build_step
 from pywats_client.converters._testfile import parse_test_data
 from pywats_client.converters._text import (
     FileTooLargeError,
+    decode_head,
     decode_text,
     file_mtime,
     read_bounded,
@@ -138,6 +139,17 @@ class BaseConverter(abc.ABC):
             return read_head(file_path, size)
         except OSError:
             return b""
+
+    def peek_text(self, file_path: Path, size: int = 8192) -> str:
+        """The first ``size`` bytes as text, decoded like :meth:`read_text`; never raises.
+
+        For ``can_convert``: ``self.peek_text(path).startswith("# BENCHTEST")``
+        also holds for a file saved with a BOM (UTF-8 "with signature", or
+        UTF-16 from Windows tools), which ``peek(path).startswith(b"...")``
+        does not see past. The BOM is stripped; a character cut at ``size`` is
+        left out.
+        """
+        return decode_head(self.peek(file_path, size), self.text_encoding)
 
     def read_bytes(self, file_path: Path) -> bytes:
         """The whole file, refused with a clear reason when over :attr:`size_limit`."""

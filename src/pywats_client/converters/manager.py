@@ -19,15 +19,20 @@ next to the file in the error folder.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import functools
 import hashlib
 import logging
 import math
+import sys
 import threading
+import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
 
 from pywats_client.converters._loader import (
     Discovered,
@@ -38,18 +43,27 @@ from pywats_client.converters._loader import (
 from pywats_client.converters._results import OutputError, ReportDefaults, normalize_output
 from pywats_client.converters._text import FileTooLargeError, read_bounded, served_from
 from pywats_client.converters.base import DEFAULT_MAX_FILE_SIZE, BaseConverter
+from pywats_client.core._validation import describe_validation_error
 from pywats_client.errors import ConversionError
 
 if TYPE_CHECKING:
     from pywats_client.core.config import ClientConfig
 
-__all__ = ["Candidate", "Conversion", "ConverterInfo", "ConverterManager"]
+__all__ = [
+    "Candidate",
+    "Conversion",
+    "ConverterInfo",
+    "ConverterManager",
+    "converter_running_in",
+]
 
 log = logging.getLogger(__name__)
 
 #: Keys of ``config.converters[name]`` the manager reads itself.
 _FRAMEWORK_KEYS = ("enabled", "patterns", "priority", "max_size")
 _ORIGIN_RANK = {"plugin": 2, "entry-point": 1, "built-in": 0}
+#: Start of a candidate's reason when its patterns do not match the file name.
+_NO_MATCH = "name does not match"
 
 
 @dataclass(frozen=True)
@@ -154,6 +168,9 @@ class ConverterManager:
         self._problems: list[LoadProblem] = []
         self._loaded = False
         self._lock = threading.Lock()
+        #: Converters whose raising ``can_convert`` was logged since the last load.
+        self._logged_can_convert: set[str] = set()
+        self._logged_lock = threading.Lock()
         if config is not None:
             self._defaults = ReportDefaults(
                 config.instance_name, config.machine_name, config.location, config.purpose
@@ -204,21 +221,22 @@ class ConverterManager:
         entries, names = self._instantiate(discovered, problems)
         for name in self._settings:
             if name not in names and not name.startswith("//"):
-                known = ", ".join(sorted(names))
+                close = difflib.get_close_matches(name, names, n=1)
+                fix = f"did you mean {close[0]!r}? Fix" if close else "fix"
                 problems.append(
                     LoadProblem(
                         "config",
-                        f"converters.{name}: no converter of that name is loaded "
-                        f"(loaded: {known}); fix the name or remove the settings",
+                        f"converters.{name}: no converter of that name was found (found: "
+                        f"{', '.join(sorted(names))}); {fix} the name or remove the settings",
                     )
                 )
         self._entries = entries
         self._problems = problems
         self._loaded = True
+        with self._logged_lock:
+            self._logged_can_convert = set()
         for entry in entries:
             log.debug("converter %r loaded from %s", entry.info.name, entry.info.origin)
-        for problem in problems:
-            log.warning("converter not loaded: %s", problem)
         return list(problems)
 
     def _instantiate(
@@ -228,24 +246,14 @@ class ConverterManager:
         by_name: dict[str, _Entry] = {}
         names: set[str] = set()
         for order, item in enumerate(discovered):
-            try:
-                converter = item.target() if isinstance(item.target, type) else item.target
-                name = converter.name or type(converter).__name__
-                if not isinstance(name, str) or not name.strip():
-                    raise ValueError(f"name must be a non-empty string, not {name!r}")
-                if isinstance(converter.priority, bool) or not isinstance(converter.priority, int):
-                    raise ValueError(f"priority must be a whole number, not {converter.priority!r}")
-                converter.name = name
-                self._bind(converter, name)
-            except (Exception, SystemExit) as exc:  # noqa: BLE001 - plugin code: report it
-                label = getattr(item.target, "__name__", type(item.target).__name__)
-                problems.append(
-                    LoadProblem(
-                        item.origin, f"{label} cannot be set up: {type(exc).__name__}: {exc}"
-                    )
-                )
+            converter, name = self._create(item, problems)
+            if converter is None:
                 continue
-            names.add(name)
+            names.add(name)  # its settings are not "for no converter", even if refused below
+            problem = self._set_up(converter, name, item.origin)
+            if problem is not None:
+                problems.append(problem)
+                continue
             settings = self._settings.get(name, {})
             if settings.get("enabled", True) is False:
                 log.info("converter %r (%s) disabled in the config", name, item.origin)
@@ -278,13 +286,73 @@ class ConverterManager:
                             item.origin,
                             f"converter name {name!r} is already used by {previous.info.origin}; "
                             "give one of them another name",
+                            file=_plugin_file(item.origin),
                         )
                     )
                     continue
             by_name[name] = entry
         return sorted(by_name.values(), key=lambda e: e.order), names
 
+    @staticmethod
+    def _create(item: Discovered, problems: list[LoadProblem]) -> tuple[BaseConverter | None, str]:
+        """The converter object and its checked name, or ``(None, "")`` with the problem added."""
+        label = getattr(item.target, "__name__", type(item.target).__name__)
+        file = _plugin_file(item.origin)
+        try:
+            converter = item.target() if isinstance(item.target, type) else item.target
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - plugin code: report it
+            problems.append(
+                LoadProblem(
+                    item.origin,
+                    f"class {label} cannot be created: {_raised(exc, file)}; a converter must "
+                    "be creatable without arguments (settings come through configure())",
+                    file=file,
+                    details="".join(traceback.format_exception(exc)),
+                )
+            )
+            return None, ""
+        name = converter.name or type(converter).__name__
+        priority = converter.priority
+        why = ""
+        if not isinstance(name, str) or not name.strip():
+            why = f"name must be a non-empty string, not {name!r}"
+        elif isinstance(priority, bool) or not isinstance(priority, int):
+            why = f"priority must be a whole number, not {priority!r}"
+        if why:
+            problems.append(
+                LoadProblem(item.origin, f"class {label}: {why}; fix the class", file=file)
+            )
+            return None, ""
+        converter.name = name
+        return converter, name
+
+    def _set_up(self, converter: BaseConverter, name: str, origin: str) -> LoadProblem | None:
+        """Apply the config's settings to ``converter``; the problem if they are refused."""
+        file = _plugin_file(origin)
+        try:
+            self._bind(converter, name)
+            converter.configure(dict(self._settings.get(name, {})))
+        except ValueError as exc:  # the settings are wrong (configure's documented way to say so)
+            where = _raised(exc, file, with_type=False)
+            if isinstance(exc, ValidationError):  # e.g. settings checked with a pydantic model
+                where = ": ".join(describe_validation_error(exc))
+            return LoadProblem(
+                origin,
+                f"converter {name!r} is not used: {where}; fix converters.{name} in the config",
+                file=file,
+            )
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - plugin code: report it
+            return LoadProblem(
+                origin,
+                f"converter {name!r} is not used: configure() raised {_raised(exc, file)}; "
+                "fix the converter's configure()",
+                file=file,
+                details="".join(traceback.format_exception(exc)),
+            )
+        return None
+
     def _bind(self, converter: BaseConverter, name: str) -> None:
+        """Check the keys the manager reads itself and apply them (``configure`` follows)."""
         settings = dict(self._settings.get(name, {}))
         enabled = settings.get("enabled", True)
         if not isinstance(enabled, bool):
@@ -307,7 +375,6 @@ class ConverterManager:
         converter.max_file_size = self._max_file_size
         if patterns is not None:
             converter.patterns = tuple(patterns)
-        converter.configure(settings)
 
     @staticmethod
     def _priority(converter: BaseConverter, settings: Mapping[str, Any]) -> int:
@@ -315,10 +382,12 @@ class ConverterManager:
         return value if isinstance(value, int) else 0
 
     def _ensure_loaded(self) -> None:
+        """Load on first use; nobody asked :meth:`load` for the problems, so log them."""
         if not self._loaded:
             with self._lock:
                 if not self._loaded:
-                    self._load_locked()
+                    for problem in self._load_locked():
+                        log.warning("converter not loaded: %s", problem)
 
     @property
     def problems(self) -> list[LoadProblem]:
@@ -345,7 +414,7 @@ class ConverterManager:
         for entry in self._entries:
             info = entry.info
             if info.patterns and not BaseConverter.matches_patterns(path, info.patterns):
-                reason = f"name does not match {', '.join(info.patterns)}"
+                reason = f"{_NO_MATCH} {', '.join(info.patterns)}"
                 answers.append(
                     ((-1, 0.0, 0, 0), Candidate(info.name, info.origin, False, 0.0, reason))
                 )
@@ -353,8 +422,9 @@ class ConverterManager:
             try:
                 answer = entry.converter.can_convert(path)
             except (Exception, SystemExit) as exc:  # noqa: BLE001 - a broken can_convert declines
-                log.warning("converter %r: can_convert(%s) raised %r", info.name, path, exc)
-                reason = f"can_convert raised {type(exc).__name__}: {exc}"
+                raised = f"{type(exc).__name__}: {exc}{_location(exc, entry.converter)}"
+                reason = f"can_convert raised {raised}"
+                self._log_can_convert(info, path, raised)
                 answers.append(
                     ((-1, 0.0, 0, 0), Candidate(info.name, info.origin, False, 0.0, reason))
                 )
@@ -374,6 +444,22 @@ class ConverterManager:
                 answers.append((key, Candidate(info.name, info.origin, True, confidence)))
         answers.sort(key=lambda pair: (pair[1].accepted, pair[0]), reverse=True)
         return [candidate for _, candidate in answers]
+
+    def _log_can_convert(self, info: ConverterInfo, path: Path, raised: str) -> None:
+        """Log a raising ``can_convert`` once per converter (it may raise on every file)."""
+        with self._logged_lock:
+            if info.name in self._logged_can_convert:
+                return
+            self._logged_can_convert.add(info.name)
+        log.warning(
+            "converter %r (%s): can_convert(%s) raised %s; that counts as 'no', for every file "
+            "it raises on. Make can_convert return False instead of raising (logged once; "
+            "'pywats-client convert FILE' shows it for a file)",
+            info.name,
+            info.origin,
+            path.name,
+            raised,
+        )
 
     def select(self, path: Path) -> BaseConverter | None:
         """The converter that takes ``path``, or ``None`` when none accepts it."""
@@ -432,11 +518,25 @@ class ConverterManager:
         if chosen is None or converter is None:
             tried = "; ".join(f"{c.name} ({c.reason})" for c in candidates) or "none loaded"
             raise ConversionError(
-                f"{path.name}: no converter accepts this file. Tried: {tried}. Add a converter "
-                "plugin for this format or adjust the converters' patterns in the config",
+                f"{path.name}: no converter accepts this file. Tried: {tried}. "
+                f"{_no_converter_hint(path, candidates)}",
                 file=path,
             )
         name = chosen.name
+        ident = threading.get_ident()
+        outer = _RUNNING.get(ident)  # a converter that runs a manager itself
+        _RUNNING[ident] = name
+        try:
+            return self._run(converter, name, chosen.origin, path, sha256)
+        finally:
+            if outer is None:
+                _RUNNING.pop(ident, None)
+            else:
+                _RUNNING[ident] = outer
+
+    def _run(
+        self, converter: BaseConverter, name: str, origin: str, path: Path, sha256: str
+    ) -> Conversion:
         try:
             output = converter.convert(path)
         except ConversionError as exc:
@@ -445,6 +545,14 @@ class ConverterManager:
             if exc.file is None:
                 exc.file = path
             raise
+        except ValidationError as exc:  # a model built with a bad value: say which, like a dict
+            key, problem = describe_validation_error(exc)
+            raise ConversionError(
+                f"{path.name}: converter {name!r} built an invalid {exc.title}"
+                f"{_location(exc, converter)}: {key}: {problem}",
+                converter=name,
+                file=path,
+            ) from None
         except (Exception, SystemExit) as exc:
             raise ConversionError(
                 f"{path.name}: converter {name!r} failed: {type(exc).__name__}: {exc}",
@@ -461,7 +569,7 @@ class ConverterManager:
             "%s: converted by %r (%s) into %d report(s): %s",
             path.name,
             name,
-            chosen.origin,
+            origin,
             len(reports),
             ", ".join(str(r["id"]) for r in reports),
         )
@@ -470,3 +578,60 @@ class ConverterManager:
 
 def _first_line(doc: str | None) -> str:
     return (doc or "").strip().splitlines()[0] if (doc or "").strip() else ""
+
+
+def _no_converter_hint(path: Path, candidates: list[Candidate]) -> str:
+    """What to do when no converter accepts ``path``, from how each one answered."""
+    hints = ["Add a converter plugin for this format (docs/converters.md)"]
+    declined = [c.name for c in candidates if not c.reason.startswith(_NO_MATCH)]
+    if declined:
+        hints.append(
+            f"if {' or '.join(declined)} should take it, check what its can_convert looks for"
+        )
+    if len(declined) < len(candidates):
+        glob = f"*{path.suffix.lower()}" if path.suffix else path.name
+        hints.append(
+            f"add {glob!r} to the patterns of the converter that should take it, in the config: "
+            f'"converters": {{"<name>": {{"patterns": [..., "{glob}"]}}}}'
+        )
+    return "; or ".join(hints)
+
+
+def _plugin_file(origin: str) -> Path | None:
+    return Path(origin[len("plugin:") :]) if origin.startswith("plugin:") else None
+
+
+def _raised(exc: BaseException, file: Path | None, *, with_type: bool = True) -> str:
+    """``line N: Type: message`` (the line in ``file`` it was raised from, when there is one)."""
+    where = ""
+    if file is not None:
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(file)]
+        if frames:
+            where = f"line {frames[-1].lineno}: "
+    what = f"{type(exc).__name__}: {exc}" if with_type else str(exc)
+    return f"{where}{what}"
+
+
+def _location(exc: BaseException, converter: BaseConverter) -> str:
+    """`` (at <file> line N)``: the last line of the converter's own file in the traceback."""
+    module = sys.modules.get(type(converter).__module__)
+    source = getattr(module, "__file__", None)
+    if not source:
+        return ""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == source]
+    if not frames:
+        return ""
+    return f" (at {Path(source).name} line {frames[-1].lineno})"
+
+
+#: Thread ident -> the converter it runs (from choosing it until its result is checked).
+_RUNNING: dict[int, str] = {}
+
+
+def converter_running_in(thread: threading.Thread) -> str | None:
+    """The converter ``thread`` is running now, if any.
+
+    For a conversion abandoned after ``converter_timeout``: its error file can
+    name the converter that hung, read from the stuck thread.
+    """
+    return _RUNNING.get(thread.ident) if thread.ident is not None else None

@@ -6,8 +6,9 @@ running as a daemon (it never blocks process exit, unlike a
 ``ThreadPoolExecutor`` worker) and leaves the pool; the next conversion starts
 a replacement. Several stuck threads mean the process should be restarted;
 :attr:`ConvertRunner.stuck` says how many are still alive. The timeout outcome
-carries the stuck thread's stack, so the error file says which converter hung
-and where.
+carries the stuck thread's stack and the converter it was running (see
+:func:`~pywats_client.converters.manager.converter_running_in`), so the error
+file says which converter hung and where.
 
 Threads are reused rather than started per file: a thread per file cost about
 a sixth of the intake rate of small files (see docs/benchmarks.md).
@@ -27,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
 
+from pywats_client.converters.manager import converter_running_in
+
 __all__ = ["ConvertOutcome", "ConvertRunner"]
 
 T = TypeVar("T")
@@ -36,13 +39,16 @@ T = TypeVar("T")
 class ConvertOutcome(Generic[T]):
     """Exactly one of ``value``, ``error`` or ``timed_out`` is set.
 
-    ``stack``: with ``timed_out``, where the abandoned converter thread was.
+    With ``timed_out``: ``stack`` is where the abandoned converter thread was,
+    ``converter`` the converter it was running (``None`` when none was chosen
+    yet, e.g. stuck in a ``can_convert``).
     """
 
     value: T | None = None
     error: BaseException | None = None
     timed_out: bool = False
     stack: str | None = None
+    converter: str | None = None
 
 
 class _State(enum.Enum):
@@ -136,7 +142,9 @@ class ConvertRunner(Generic[T]):
                 if thread is None:
                     return ConvertOutcome(timed_out=True)
                 self._stuck.add(thread)
-                return ConvertOutcome(timed_out=True, stack=_stack_of(thread))
+                return ConvertOutcome(
+                    timed_out=True, stack=_stack_of(thread), converter=converter_running_in(thread)
+                )
             except asyncio.CancelledError:
                 # Unstarted, no thread runs it; running, its thread leaves the pool
                 # when done, as the slot freed now may start a replacement.

@@ -38,6 +38,7 @@ from pywats_client._fsutil import (
     replace_file,
     unique_path,
 )
+from pywats_client.errors import ConversionError
 from pywats_client.services._readiness import SourceFile
 
 __all__ = [
@@ -86,7 +87,14 @@ def delete_source(src: SourceFile) -> None:
 
 @dataclass(frozen=True)
 class ErrorReport:
-    """Why a source went to the error folder (written next to it as ``<file>.error.txt``)."""
+    """Why a source went to the error folder (written next to it as ``<file>.error.txt``).
+
+    ``converter`` defaults to the one a ``ConversionError`` names. A traceback
+    is written only for an unexpected exception (a converter that crashed, the
+    ``__cause__`` of its ``ConversionError``): for an expected refusal ("no
+    converter accepts this file", ``raise self.error(...)``) the reason says it
+    all, and service internals would only bury it.
+    """
 
     reason: str
     converter: str | None = None
@@ -95,19 +103,17 @@ class ErrorReport:
 
     def render(self, src: SourceFile, now: datetime | None = None) -> str:
         when = (now or datetime.now().astimezone()).isoformat(timespec="seconds")
+        converter = self.converter or _converter_of(self.exception)
         lines = [
             f"file:      {src.path}",
             f"time:      {when}",
-            f"converter: {self.converter or '-'}",
+            f"converter: {converter or '-'}",
             f"reason:    {self.reason}",
         ]
-        if self.exception is not None:
-            lines.append(f"exception: {type(self.exception).__name__}: {self.exception}")
-            tb = "".join(
-                traceback.format_exception(
-                    type(self.exception), self.exception, self.exception.__traceback__
-                )
-            )
+        crash = _unexpected(self.exception)
+        if crash is not None:
+            lines.append(f"exception: {type(crash).__name__}: {crash}")
+            tb = "".join(traceback.format_exception(type(crash), crash, crash.__traceback__))
             lines += ["", "traceback:", tb.rstrip()]
         if self.detail:
             lines += ["", self.detail.rstrip()]
@@ -117,6 +123,18 @@ class ErrorReport:
             "watch folder to process it again.",
         ]
         return "\n".join(lines) + "\n"
+
+
+def _converter_of(exc: BaseException | None) -> str | None:
+    name = exc.converter if isinstance(exc, ConversionError) else None
+    return name or None
+
+
+def _unexpected(exc: BaseException | None) -> BaseException | None:
+    """The exception worth a traceback: not a ConversionError, or what one wraps."""
+    if isinstance(exc, ConversionError):
+        return exc.__cause__
+    return exc
 
 
 def _reason_path(target: Path) -> Path:

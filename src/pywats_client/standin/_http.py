@@ -4,8 +4,9 @@
 this module runs the connection around it: pipelined requests are answered
 strictly one after the other in order, keep-alive unless the client or the
 answer says close, ``100 Continue`` when asked, closing without an answer on
-request (the "down" fault), and graceful shutdown (idle connections close at
-once, busy ones after their answer).
+request (the "down" fault), a too-large body answered 413 and then read to its
+end so the client gets that answer, and graceful shutdown (idle connections
+close at once, busy ones after their answer).
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ log = logging.getLogger("pywats_client.standin")
 DEFAULT_MAX_BODY = 16 * 1024 * 1024
 MAX_HEADER_BYTES = 64 * 1024
 _READ_SIZE = 256 * 1024
+#: Limits on reading the rest of a refused (413) body before closing: see Connection._refuse.
+DRAIN_MAX_BYTES = 1024 * 1024 * 1024
+DRAIN_MAX_SECONDS = 60.0
+DRAIN_IDLE_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -111,7 +116,7 @@ class Connection:
             try:
                 parsed = await self._read_request()
             except HttpError as exc:
-                await self._send(_error(exc.status, f"bad HTTP request: {exc}"), "GET")
+                await self._refuse(exc)
                 return
             if parsed is None:
                 return
@@ -129,6 +134,43 @@ class Connection:
             await self._send(response, parsed.method, keep_alive=keep_alive)
             if not keep_alive:
                 return
+
+    async def _refuse(self, exc: HttpError) -> None:
+        """Answer a request that cannot be served, then let the client finish sending.
+
+        A client uploading a too-large report writes its whole body before it
+        reads an answer. Closing the socket with its bytes unread makes the
+        kernel reset the connection, which also discards the 413 already sent:
+        the client sees "connection reset" and retries forever instead of
+        learning the report is too large. So the rest of the body is read and
+        dropped (HTTP/1.1's "lingering close"), within limits of bytes and time.
+        """
+        if exc.status == 413:
+            message = f"report too large for this stand-in server: {exc}"
+        else:
+            message = f"bad HTTP request: {exc}"
+        await self._send(_error(exc.status, message), "GET")
+        if exc.status == 413:
+            left = None if exc.body_follows is None else exc.body_follows - self._parser.buffered
+            await self._drain(left)
+
+    async def _drain(self, left: int | None) -> None:
+        """Read and drop up to ``left`` bytes (``None``: until EOF), within the drain limits."""
+        budget = DRAIN_MAX_BYTES if left is None else min(left, DRAIN_MAX_BYTES)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DRAIN_MAX_SECONDS
+        try:
+            while budget > 0 and not self.closing:
+                wait = min(DRAIN_IDLE_SECONDS, deadline - loop.time())
+                if wait <= 0:
+                    return
+                data = await asyncio.wait_for(self.reader.read(min(_READ_SIZE, budget)), wait)
+                if not data:
+                    return
+                budget -= len(data)
+                self.last_active = time.monotonic()
+        except (asyncio.TimeoutError, ConnectionError):
+            return
 
     async def _read_request(self) -> ParsedRequest | None:
         """The next complete request, or ``None`` when the client closed cleanly."""

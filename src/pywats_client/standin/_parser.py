@@ -28,11 +28,16 @@ _SIZE, _DATA, _DATA_END, _TRAILERS = range(4)
 
 
 class HttpError(Exception):
-    """The request cannot be served; answer ``status`` with this message and close."""
+    """The request cannot be served; answer ``status`` with this message and close.
 
-    def __init__(self, status: int, message: str) -> None:
+    ``body_follows``: with a 413, the bytes of the refused body the client was
+    announced to send (its ``Content-Length``), ``None`` when unknown (chunked).
+    """
+
+    def __init__(self, status: int, message: str, *, body_follows: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.body_follows = body_follows
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,11 @@ class RequestParser:
     @property
     def at_eof(self) -> bool:
         return self._eof
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet taken as part of a request."""
+        return len(self._buffer)
 
     def feed(self, data: bytes) -> None:
         """Add received bytes; ``b""`` means the client closed its side."""
@@ -194,10 +204,17 @@ class RequestParser:
             if len(values) != 1 or _DIGITS.fullmatch(next(iter(values))) is None:
                 raise HttpError(400, f"bad Content-Length {headers['content-length']!r}")
             text = values.pop().lstrip("0") or "0"
-            length = int(text) if len(text) <= 18 else self.max_body + 1
-            if length > self.max_body:
+            if len(text) > 18:
                 raise HttpError(
                     413, f"request body is larger than the limit of {self.max_body} bytes"
+                )
+            length = int(text)
+            if length > self.max_body:
+                raise HttpError(
+                    413,
+                    f"request body is {length} bytes, larger than the limit of "
+                    f"{self.max_body} bytes",
+                    body_follows=length,
                 )
         expects = headers.get("expect", "").lower() == "100-continue" and version == "1.1"
         return _Head(method, target, version, headers, keep_alive, length, expects)
