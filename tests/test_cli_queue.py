@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
+import psutil
 import pytest
 
+from pywats_client import _pidlock
 from pywats_client.cli import main
 from pywats_client.cli._output import console
+from pywats_client.cli._worker_pid import running_worker_pid
+from pywats_client.core import ClientConfig, acquire_instance_lock
 from pywats_client.queue import NewReport, QueueStore
 
 IDS = [f"0000000{i}-aaaa-bbbb-cccc-dddddddddddd" for i in range(3)]
@@ -122,3 +130,197 @@ def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
         main(["queue", "requeue", "--help"])
     assert done.value.code == 0
     assert "--all-failed" in capsys.readouterr().out
+
+
+# --- readable at any width; complete when piped -------------------------------------------
+
+LONG_REASON = (
+    "the server rejected it (400): Validation failed: the field 'pn' is required and the "
+    "serial number does not match the pattern of part PCBA-400"
+)
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@pytest.fixture
+def long_failure(tmp_path: Path) -> Path:
+    config = tmp_path / "station.json"
+    config.write_text(json.dumps({"instance_name": "st1", "queue_path": "q"}))
+    store = QueueStore(tmp_path / "q")
+    store.enqueue([NewReport({"id": IDS[0], "pn": "x"}, "SN-000123_fct.xml", "ab", "WSJF")])
+    item = store.claim()
+    assert item is not None
+    store.dead_letter(item, reason=LONG_REASON, status=400)
+    return config
+
+
+def on_terminal(monkeypatch: pytest.MonkeyPatch, width: int) -> None:
+    """Make the CLI's console behave as a terminal of ``width`` columns."""
+    monkeypatch.setattr(console, "_force_terminal", True)
+    monkeypatch.setattr(console, "_width", width)
+
+
+def lines_of(out: str) -> list[str]:
+    return ANSI.sub("", out).splitlines()
+
+
+def test_list_at_80_columns_keeps_id_and_state_whole_and_the_error_readable(
+    long_failure: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    on_terminal(monkeypatch, 80)
+    code, out, _ = run(capsys, "list", "--config", str(long_failure), "--state", "failed")
+    assert code == 0
+    lines = lines_of(out)
+    assert all(len(line.rstrip()) <= 80 for line in lines)
+    assert any("failed" in line and IDS[0] in line for line in lines), out
+    assert any("SN-000123_fct.xml" in line for line in lines)
+    # the error folds at word boundaries over a few lines, not 4-5 letters per line
+    words = " ".join(" ".join(line.split()) for line in lines)
+    assert LONG_REASON in words
+    assert len(lines) <= 8, out
+
+
+def test_list_on_a_wide_terminal_is_a_table(
+    long_failure: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    on_terminal(monkeypatch, 200)
+    code, out, _ = run(capsys, "list", "--config", str(long_failure))
+    assert code == 0
+    lines = lines_of(out)
+    assert all(len(line.rstrip()) <= 200 for line in lines)
+    header = next(line for line in lines if "next attempt" in line)
+    assert "last error" in header and "attempts" in header
+    row = next(line for line in lines if IDS[0] in line)
+    assert "failed" in row and "SN-000123_fct.xml" in row
+
+
+def test_list_piped_is_one_complete_line_per_report(
+    long_failure: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(console, "_width", 80)  # COLUMNS=80 in the environment
+    code, out, _ = run(capsys, "list", "--config", str(long_failure))
+    assert code == 0
+    row = next(line for line in lines_of(out) if IDS[0] in line)
+    assert "failed" in row and "SN-000123_fct.xml" in row and LONG_REASON in row
+
+
+# --- requeue: a hint to copy, and whether a worker will send them ------------------------
+
+
+def test_requeue_hint_repeats_the_config_given(
+    station: tuple[Path, QueueStore], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, _ = station
+    code, _, err = run(capsys, "requeue", "--config", str(config), "not-an-id")
+    assert code == 1
+    assert f"'pywats-client queue list --config {config} --state failed'" in " ".join(err.split())
+
+
+def test_requeue_without_a_running_worker_says_when_they_are_sent(
+    station: tuple[Path, QueueStore], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, _ = station
+    code, out, _ = run(capsys, "requeue", "--config", str(config), "--all-failed")
+    assert code == 0
+    text = " ".join(out.split())
+    assert "no worker runs for this station now; they are sent when it starts" in text
+    assert "within seconds" not in text
+
+
+def test_requeue_with_the_worker_running_names_it(
+    station: tuple[Path, QueueStore], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, _ = station
+    lock = acquire_instance_lock(ClientConfig.load(config))  # what `run` and a worker hold
+    try:
+        code, out, _ = run(capsys, "requeue", "--config", str(config), "--all-failed")
+    finally:
+        lock.release()
+    assert code == 0
+    assert "a running worker uploads them within seconds" in " ".join(out.split())
+
+
+def test_a_pid_file_left_by_a_killed_worker_is_no_running_worker(tmp_path: Path) -> None:
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    (tmp_path / "instance.pid").write_text(f"{gone.pid}\n")
+    assert running_worker_pid(tmp_path) is None
+    (tmp_path / "instance.pid").write_text(f"{os.getpid()}\n")
+    assert running_worker_pid(tmp_path) == os.getpid()
+    # our pid, but the file is older than this process: the pid was reused since
+    old = psutil.Process().create_time() - 3600
+    os.utime(tmp_path / "instance.pid", (old, old))
+    assert running_worker_pid(tmp_path) is None
+    assert running_worker_pid(tmp_path / "no-queue") is None
+
+
+def test_requeue_never_takes_the_instance_lock(
+    station: tuple[Path, QueueStore],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Taking it even for an instant could refuse a worker starting at that moment."""
+    config, _ = station
+    taken: list[object] = []
+    monkeypatch.setattr(_pidlock.PidLock, "take", lambda *a: taken.append(a))
+    assert run(capsys, "requeue", "--config", str(config), "--all-failed")[0] == 0
+    assert taken == []
+
+
+# --- the instance by NAME and --registry ----------------------------------------------------
+
+
+@pytest.fixture
+def registry(station: tuple[Path, QueueStore]) -> Path:
+    config, _ = station
+    path = config.parent / "instances.toml"
+    path.write_text(f'[[instance]]\nname = "st1"\nconfig = "{config.name}"\n')
+    return path
+
+
+def test_list_and_requeue_by_instance_name(
+    registry: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "list", "st1", "--registry", str(registry), "--json")
+    assert code == 0
+    assert {r["id"] for r in json.loads(out)["reports"]} == set(IDS)
+    code, _, err = run(capsys, "requeue", "st1", "nope", IDS[0], "--registry", str(registry))
+    assert code == 1  # "nope" is not in failed/
+    hint = f"'pywats-client queue list st1 --registry {registry} --state failed'"
+    assert hint in " ".join(err.split())
+    code, out, _ = run(capsys, "requeue", "st1", "--registry", str(registry), "--all-failed")
+    assert code == 0 and "no failed reports" in out
+
+
+def test_instance_name_from_the_environment_registry(
+    registry: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYWATS_REGISTRY", str(registry))
+    code, out, err = run(capsys, "requeue", "st1", IDS[0], "--json")
+    assert code == 0, err
+    assert json.loads(out)["requeued"] == [IDS[0]]
+
+
+def test_unknown_instance_name_exits_2_naming_the_known(
+    registry: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "list", "st9", "--registry", str(registry))
+    assert code == 2
+    assert "no instance named 'st9'" in err and "st1" in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["list"],  # neither --config nor NAME
+        ["list", "st1", "--config", "station.json"],
+        ["list", "--config", "station.json", "--registry", "instances.toml"],
+        ["requeue", "--all-failed"],
+    ],
+)
+def test_config_or_name_is_bad_usage_exit_2(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["queue", *argv])
+    assert exited.value.code == 2
+    assert "error:" in capsys.readouterr().err

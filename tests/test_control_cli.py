@@ -78,17 +78,36 @@ def test_reload(fake: FakeSupervisor, registry: Path, capsys: pytest.CaptureFixt
     assert "not valid TOML" in capsys.readouterr().err
 
 
-def test_unknown_name_exits_1_listing_the_known(
+def test_unknown_name_is_bad_usage_exit_2_listing_the_known(
     fake: FakeSupervisor, registry: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["stop", "st-9", "--registry", str(registry)]) == 1
+    assert main(["stop", "st-9", "--registry", str(registry)]) == 2  # as `logs st-9` does
     err = capsys.readouterr().err
     assert "st-9" in err and "known: st-1, st-2, st-3" in err
     assert fake.calls == []
-    assert main(["stop", "st-9", "--registry", str(registry), "--json"]) == 1
+    assert main(["stop", "st-9", "--registry", str(registry), "--json"]) == 2
     document = json.loads(capsys.readouterr().out)
     assert document["error"]["kind"] == "unknown-instance"
     assert document["error"]["known"] == NAMES
+
+
+def test_unknown_name_without_a_supervisor_is_still_exit_2(
+    registry: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The name is checked against the registry first: no 'start a supervisor' detour."""
+    assert main(["pause", "station3", "--registry", str(registry)]) == 2
+    err = capsys.readouterr().err
+    assert "no instance named 'station3'" in err and "no supervisor" not in err
+    assert main(["logs", "station3", "--registry", str(registry)]) == 2
+
+
+def test_a_name_the_running_supervisor_does_not_know_yet_is_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    registry = write_registry(tmp_path, [*NAMES, "st-4"])  # added, not reloaded yet
+    with serving(FakeSupervisor(registry, NAMES), tmp_path / ".pywats"):
+        assert main(["restart", "st-4", "--registry", str(registry)]) == 2
+    assert "pywats-client reload" in capsys.readouterr().err
 
 
 def test_no_supervisor_exits_1_saying_how_to_start_it(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ import pywats_client
 from pywats_client import _fsutil
 from pywats_client._fsutil import iter_temp_files
 from pywats_client.cli import main
+from pywats_client.cli._output import console
 from pywats_client.cli.status import format_duration
 from pywats_client.errors import FatalError, RegistryError
 from pywats_client.supervisor import InstanceStatus, State, list_instances, status_report
@@ -365,3 +367,84 @@ def test_status_write_waits_out_a_brief_read_and_gives_up_on_a_long_one(
     assert not write_status(path, {"format": 1, "n": 2})  # the next interval tries again
     assert read_status(path) == {"format": 1, "n": 1}
     assert list(iter_temp_files(tmp_path)) == []
+
+
+# --- readable at 80 columns, complete when piped ----------------------------------------
+
+LONG_ERROR = (
+    "worker exited with code 1: cannot reach https://acme.wats.com: connection refused "
+    "(check service_address)"
+)
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def running_supervisor_with_long_values(tmp_path: Path) -> Path:
+    """A live status file: a 7-digit pid, 'disconnected', 'crash-looping', a long error."""
+    registry = make_registry(tmp_path)
+    state_dir = tmp_path / ".pywats"
+    state_dir.mkdir()
+    doc = status_document(
+        pid=os.getpid(), create_time=psutil.Process().create_time(), updated_at=time.time()
+    )
+    one, two = doc["instances"]
+    one["pid"] = 2371234
+    two["last_error"] = LONG_ERROR
+    two["snapshot"] = {**one["snapshot"], "connection": "disconnected"}
+    assert write_status(state_dir / STATUS_NAME, doc)
+    return registry
+
+
+def test_cli_status_at_80_columns_keeps_pids_states_and_server_whole(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = running_supervisor_with_long_values(tmp_path)
+    monkeypatch.setattr(console, "_force_terminal", True)
+    monkeypatch.setattr(console, "_width", 80)
+    assert main(["status", "--registry", str(registry)]) == 0
+    lines = ANSI.sub("", capsys.readouterr().out).splitlines()
+    assert all(len(line.rstrip()) <= 80 for line in lines)
+    one = next(line for line in lines if line.startswith("st-1 "))
+    assert "running" in one and "2371234" in one and "connected" in one
+    two = next(line for line in lines if line.startswith("st-2 "))
+    assert "crash-looping" in two and "disconnected" in two
+    assert "…" not in "\n".join(lines)
+    assert LONG_ERROR in " ".join(" ".join(line.split()) for line in lines)
+
+
+def test_cli_status_piped_keeps_every_column_on_one_line(tmp_path: Path) -> None:
+    """`pywats-client status | cat` in an 80-column terminal."""
+    registry = running_supervisor_with_long_values(tmp_path)
+    shown = subprocess.run(
+        [sys.executable, "-m", "pywats_client", "status", "--registry", str(registry)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "80"},
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    header = next(line for line in lines if "uptime" in line)
+    assert "server" in header and "last error" in header
+    two = next(line for line in lines if line.strip().startswith("st-2 "))
+    assert "crash-looping" in two and "disconnected" in two and LONG_ERROR in two
+    one = next(line for line in lines if line.strip().startswith("st-1 "))
+    assert "2371234" in one and "connected" in one
+
+
+def test_registry_not_found_says_how_a_registry_is_found_and_made(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PYWATS_REGISTRY", raising=False)
+    assert main(["status"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "instances.toml: registry file not found" in err
+    assert "no --registry given and $PYWATS_REGISTRY is not set" in err
+    assert "pywats-client init --config" in err and "docs/quickstart.md" in err
+    assert "[[instance]]" in err  # printed as written, not eaten as rich markup
+    assert "instances.example.toml" not in err  # pip-installed users have none
+    monkeypatch.setenv("PYWATS_REGISTRY", str(tmp_path / "elsewhere.toml"))
+    assert main(["logs", "st-1"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "elsewhere.toml: registry file not found (from $PYWATS_REGISTRY)" in err

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pywats_client.cli import main
+from pywats_client.cli._output import console
 from tests.converters.support import sample
 
 
@@ -184,3 +187,83 @@ def test_output_the_code_page_cannot_encode_is_escaped_not_a_crash(tmp_path: Pat
     assert b'"sn": "\\u5e8f\\u5217\\u53f7"' in shown.stdout
     as_json = subprocess.run([*command, "--json"], capture_output=True, env=env, timeout=60)
     assert json.loads(as_json.stdout)["reports"][0]["sn"] == "序列号"
+
+
+# --- output that stays whole: JSON that parses, names not wrapped ----------------------
+
+LONG_NAME = "Supply current at the nominal input voltage, measured after warm-up " * 3
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def long_report(tmp_path: Path) -> Path:
+    path = tmp_path / "long.json"
+    report = {"pn": "PCBA-400", "sn": "B400-0042", "rev": "A", "processCode": 10, "result": "P"}
+    path.write_text(json.dumps({**report, "root": {"name": LONG_NAME.strip()}}))
+    return path
+
+
+def shown_report(out: str) -> dict[str, Any]:
+    """The JSON document `convert` prints after its 'report <id>' line."""
+    text = ANSI.sub("", out)
+    document: dict[str, Any] = json.loads(text[text.index("\n{") :])
+    return document
+
+
+def test_convert_redirected_prints_json_that_parses(tmp_path: Path) -> None:
+    """`pywats-client convert FILE > report.txt` from an 80-column terminal."""
+    shown = subprocess.run(
+        [sys.executable, "-m", "pywats_client", "convert", str(long_report(tmp_path))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "80"},
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert shown_report(shown.stdout)["root"]["name"] == LONG_NAME.strip()
+
+
+def test_convert_on_an_80_column_terminal_prints_json_that_parses(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(console, "_force_terminal", True)
+    monkeypatch.setattr(console, "_width", 80)
+    code, out, err = run(capsys, "convert", str(long_report(tmp_path)))
+    assert code == 0, err
+    assert shown_report(out)["root"]["name"] == LONG_NAME.strip()
+
+
+def test_a_missing_file_hints_at_the_path_not_at_converters(
+    capsys: pytest.CaptureFixture[str], station: Path
+) -> None:
+    code, _, err = run(capsys, "convert", "results/nope.xml")
+    assert code == 1
+    text = " ".join(err.split())
+    assert "file not found" in text and "hint: check the path" in text
+    assert str(station) in text  # where a relative path was looked for
+    assert "converter" not in text.split("hint:", 1)[1]
+    assert "converters tried" not in err
+
+
+def test_a_folder_or_an_empty_file_gets_its_own_hint(
+    capsys: pytest.CaptureFixture[str], station: Path
+) -> None:
+    code, _, err = run(capsys, "convert", "converters")
+    assert code == 1 and "hint: name a result file" in err
+    (station / "empty.test").write_bytes(b"")
+    code, _, err = run(capsys, "convert", "empty.test")
+    assert code == 1 and "empty" in err
+    assert "add a converter" not in err and "converters tried" not in err
+
+
+def test_converters_at_80_columns_keep_names_whole(
+    capsys: pytest.CaptureFixture[str], station: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(console, "_force_terminal", True)
+    monkeypatch.setattr(console, "_width", 80)
+    code, out, _ = run(capsys, "converters")
+    assert code == 0
+    lines = ANSI.sub("", out).splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    assert any("My Test System Converter" in line for line in lines)
+    assert "…" not in out

@@ -4,7 +4,8 @@ Each command asks the supervisor over its control channel
 (:mod:`pywats_client.control`), waits until the instances got where it asked
 (``--wait``), and prints the resulting state per instance (a table, or
 ``--json``). Exit 0 when every instance got there, 1 when one did not or
-the supervisor could not be asked (not running, unknown name, refused).
+the supervisor could not be asked (not running, refused), 2 on bad usage,
+including an instance name the registry does not have (as ``logs`` does).
 """
 
 from __future__ import annotations
@@ -123,10 +124,16 @@ def _run(args: argparse.Namespace) -> int:
     if not args.no_wait and args.wait < 0:
         error(f"--wait {args.wait:g}: must be 0 or more seconds")
         return EXIT_USAGE
+    from pywats_client.core.registry import Registry
+
     path = registry_path(args)
-    control = SupervisorControl(path)  # a bad registry raises ConfigError: exit 2
+    registry = Registry.load(path, check_configs=False)  # a bad registry: ConfigError, exit 2
+    control = SupervisorControl(registry)
     wait = 0.0 if args.no_wait else args.wait
     try:
+        unknown = [name for name in args.names if registry.get(name) is None]
+        if unknown:  # said before asking: the same answer with or without a supervisor
+            raise UnknownInstance(unknown, registry.names, registry.path)
         if command == "reload":
             result = control.reload()
         else:
@@ -161,7 +168,7 @@ def _failed(args: argparse.Namespace, exc: Exception, path: Any) -> int:
     if isinstance(exc, UnknownInstance):
         hint = f"see the instances with: pywats-client status --registry {path}"
     error(str(exc), hint)
-    return EXIT_FAILED
+    return EXIT_USAGE if isinstance(exc, UnknownInstance) else EXIT_FAILED
 
 
 def render(result: ControlResult) -> Table:

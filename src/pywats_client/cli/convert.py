@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
+import stat
 import traceback
 from pathlib import Path
 from typing import Any
 
+from rich.json import JSON
 from rich.markup import escape
-from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
@@ -73,9 +73,9 @@ def build_manager(args: argparse.Namespace) -> ConverterManager:
 
 def _tried_table(candidates: list[Candidate]) -> Table:
     table = Table(title="converters tried", title_justify="left")
-    table.add_column("converter")
-    table.add_column("origin")
-    table.add_column("answer")
+    table.add_column("converter", no_wrap=True)
+    table.add_column("origin", overflow="fold")
+    table.add_column("answer", overflow="fold")
     for candidate in candidates:
         answer = f"accepts ({candidate.confidence:.2f})" if candidate.accepted else candidate.reason
         table.add_row(Text(candidate.name), Text(candidate.origin), Text(answer))
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         conversion = manager.convert(path)
     except ConversionError as exc:
-        tried = manager.candidates(path) if exc.converter is None and path.is_file() else []
+        hint, tried = _why(path, exc, manager)
         if args.json:
             print_json(
                 {
@@ -102,14 +102,7 @@ def run(args: argparse.Namespace) -> int:
                     "tried": [dataclasses.asdict(c) for c in tried],
                 }
             )
-        error(
-            str(exc),
-            "add a converter for this format (docs/converters.md) or check the converters' "
-            "patterns in the config"
-            if exc.converter is None
-            else "fix the file or the converter; the service would move this file to the "
-            "error folder with this reason",
-        )
+        error(str(exc), hint)
         if tried and not args.json:
             err_console.print(_tried_table(tried))
         cause = exc.__cause__
@@ -145,5 +138,34 @@ def run(args: argparse.Namespace) -> int:
             markup=True,
             soft_wrap=True,
         )
-        console.print(Syntax(json.dumps(report, indent=2), "json", word_wrap=True))
+        # soft_wrap: the terminal may wrap a long string for the eye, but nothing is
+        # inserted into it, so the text copied or redirected stays valid JSON.
+        console.print(JSON.from_data(report, indent=2), soft_wrap=True)
     return EXIT_OK
+
+
+_TO_ERROR_FOLDER = "the service would move this file to the error folder with this reason"
+
+
+def _why(
+    path: Path, exc: ConversionError, manager: ConverterManager
+) -> tuple[str, list[Candidate]]:
+    """The hint that fits the error, and the converters tried when none took the file."""
+    if exc.converter is not None:
+        return f"fix the file or the converter; {_TO_ERROR_FOLDER}", []
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        where = f" (relative to the current folder, {Path.cwd()})" if not path.is_absolute() else ""
+        return f"check the path{where}", []
+    except OSError:
+        return "check that this account may read the file and its folder", []
+    if not stat.S_ISREG(st.st_mode):
+        return "name a result file (not a folder)", []
+    tried = [] if st.st_size == 0 else manager.candidates(path)
+    if st.st_size == 0 or any(c.accepted for c in tried):  # refused before any converter ran
+        return _TO_ERROR_FOLDER, []
+    return (
+        "add a converter for this format (docs/converters.md) or check the converters' "
+        "patterns in the config"
+    ), tried

@@ -60,12 +60,14 @@ def run(args: argparse.Namespace) -> int:
             }
         )
         return EXIT_FAILED if problems else EXIT_OK
+    # Names and priorities stay whole; an origin (a plugin's path), the patterns
+    # and the description fold.
     table = Table(title=f"{len(converters)} converters", title_justify="left")
-    table.add_column("name", style="bold")
-    table.add_column("origin")
-    table.add_column("priority", justify="right")
-    table.add_column("patterns")
-    table.add_column("description")
+    table.add_column("name", style="bold", no_wrap=True)
+    table.add_column("origin", overflow="fold")
+    table.add_column("priority", justify="right", no_wrap=True)
+    table.add_column("patterns", overflow="fold")
+    table.add_column("description", overflow="fold")
     for info in converters:
         table.add_row(
             Text(info.name),

@@ -19,6 +19,10 @@ _COMMENTS = {
 }
 
 
+#: Said on Windows, where the file takes the permissions of its folder.
+WINDOWS_PROTECTION = "protect its folder: docs/operations.md, 'Protect the folder'"
+
+
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "init",
@@ -55,13 +59,11 @@ def run(args: argparse.Namespace) -> int:
         }
     )
     config.save(path)
-    protected = (
-        "protect its folder (docs/operations.md, 'Protect the folder')"
-        if sys.platform == "win32"
-        else "owner-only"
-    )
-    console.print(
+    protected = WINDOWS_PROTECTION if sys.platform == "win32" else "owner-only"
+    console.print(  # soft_wrap: the command to copy is never split across lines
         f"wrote {path} ({protected}). Next: set api_token, then "
-        f"'pywats-client run --config {path}'."
+        f"'pywats-client run --config {path}'.",
+        markup=False,
+        soft_wrap=True,
     )
     return EXIT_OK

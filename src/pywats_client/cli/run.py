@@ -14,9 +14,11 @@ import asyncio
 import contextlib
 import io
 import logging
+import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -39,8 +41,10 @@ example:
   pywats-client run --config station-1.json --log-level DEBUG --no-live
 
 Stop with Ctrl+C (or SIGTERM): no new files are taken and in-flight uploads
-finish within --stop-timeout seconds. Exit codes: 0 stopped cleanly, 1 failed
-(e.g. the instance already runs elsewhere), 2 bad config.
+finish within --stop-timeout seconds. A second Ctrl+C stops at once (exit 130);
+queued reports stay queued and are sent at the next start. Exit codes: 0
+stopped cleanly, 1 failed (e.g. the instance already runs elsewhere), 2 bad
+config.
 """
 
 
@@ -137,7 +141,9 @@ async def _serve(config: ClientConfig, live: bool, interval: float, stop_timeout
     from pywats_client.core.client import WATSClient
 
     stop = asyncio.Event()
-    restore = _install_stop_handlers(asyncio.get_running_loop(), stop)
+    restore = _install_stop_handlers(
+        asyncio.get_running_loop(), stop, lambda: _say(stopping_now(config))
+    )
     client = WATSClient(config)
     code = EXIT_OK
     try:
@@ -156,8 +162,10 @@ async def _serve(config: ClientConfig, live: bool, interval: float, stop_timeout
             code = await _watch(client, stop, interval, None)
     finally:
         log.info("stopping %r (up to %g s)", config.instance_name, stop_timeout)
-        await client.stop(timeout=stop_timeout)
-        restore()
+        try:
+            await client.stop(timeout=stop_timeout)
+        finally:  # also when a second Ctrl+C cut the stop short
+            restore()
         final = client.snapshot()
         log.info("stopped: %s", format_status(config.instance_name, final))
     return code
@@ -185,14 +193,51 @@ async def _watch(client: Any, stop: asyncio.Event, interval: float, display: Liv
     return EXIT_OK
 
 
-def _install_stop_handlers(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> Any:
-    """SIGINT/SIGTERM (and Ctrl+Break on Windows) set ``stop``; a second one exits at once."""
+def stopping_now(config: ClientConfig) -> str:
+    """What a second stop request does, said when it happens.
+
+    Nothing queued is lost by it: a report leaves ``pending/`` only once the
+    server has answered for it (a claim in flight is only held in memory), and
+    a source file only goes once its report is queued, so the next start sends
+    what is left (a report the server got meanwhile is replaced, not doubled).
+    """
+    return (
+        f"{config.instance_name}: stopping now, without waiting for uploads in flight; "
+        f"queued reports stay queued in {config.queue_dir} and are sent at the next start\n"
+    )
+
+
+def _say(text: str) -> None:
+    """Write ``text`` to stderr from a signal handler.
+
+    ``os.write`` bypasses Python's buffered stream: a handler writing to it
+    while the interrupted code was inside a write would fail (reentrant call).
+    """
+    data = text.encode(getattr(sys.stderr, "encoding", None) or "utf-8", errors="replace")
+    try:
+        os.write(sys.stderr.fileno(), data)
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):  # no real fd
+        sys.stderr.write(text)
+        sys.stderr.flush()
+
+
+def _install_stop_handlers(
+    loop: asyncio.AbstractEventLoop,
+    stop: asyncio.Event,
+    on_force: Callable[[], None] | None = None,
+) -> Any:
+    """SIGINT/SIGTERM (and Ctrl+Break on Windows) set ``stop``; a second one exits at once.
+
+    ``on_force()`` runs before that second one raises KeyboardInterrupt (exit 130).
+    """
     names = ["SIGINT", "SIGTERM", "SIGBREAK"]
     signals = [getattr(signal, n) for n in names if hasattr(signal, n)]
     previous: dict[int, Any] = {}
 
     def request(signum: int, frame: object = None) -> None:
         if stop.is_set():
+            if on_force is not None:
+                on_force()
             raise KeyboardInterrupt  # second Ctrl+C: give up waiting
         loop.call_soon_threadsafe(stop.set)
 

@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from rich import box
-from rich.console import Group, RenderableType
+from rich.console import ConsoleOptions, Group, RenderableType
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
+from pywats_client.cli._layout import FREE_TEXT_MIN, Fit, Layout, free_text_width
 from pywats_client.cli._output import EXIT_OK, console, print_json
 from pywats_client.cli._registry import add_registry_option, registry_path
 from pywats_client.errors import ConfigError
@@ -113,17 +115,59 @@ def render(report: Any, path: Path) -> RenderableType:
     parts: list[RenderableType] = [header]
     if sup.last_error:
         parts.append(Text(f"supervisor: {sup.last_error}", style="red"))
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, header_style="bold")
-    name_width = max((len(i.name) for i in report.instances), default=8)
+    instances = list(report.instances)
+
+    def layouts(options: ConsoleOptions) -> list[Layout]:
+        # On a terminal long errors fold to keep rows short; in a file each row is one line.
+        error_width = _ERROR_WIDTH if options.is_terminal else None
+        narrowest = free_text_width("last error", (i.last_error for i in instances), FREE_TEXT_MIN)
+        return [
+            (_table(instances, error_width), _table(instances, narrowest, probe=True)),
+            (_compact(instances), None),
+        ]
+
+    parts.append(Fit(layouts))
+    return Group(*parts)
+
+
+def _table(
+    instances: list[Any],
+    error_width: int | None,
+    *,
+    probe: bool = False,
+    errors: bool = True,
+) -> Table:
+    """One row per instance; only the last error folds, within ``error_width``.
+
+    ``probe``: the table with the error column pinned at ``error_width``.
+    """
+    compact = not errors
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+        header_style="bold",
+        show_edge=not compact,
+        padding=(0, 0) if compact else (0, 1),
+    )
+    name_width = max((len(i.name) for i in instances), default=8)
     table.add_column("instance", no_wrap=True, min_width=min(name_width, 32))
     table.add_column("state", no_wrap=True, min_width=len("crash-looping"))
     for column in ("pid", "uptime", "restarts", "beat", "pending", "failed"):
         table.add_column(column, justify="right", no_wrap=True)
     table.add_column("server", no_wrap=True)
-    table.add_column("last error", max_width=_ERROR_WIDTH, overflow="fold")
-    for inst in report.instances:
+    if errors:
+        # rich widens a column back to its min_width after fitting the table, past
+        # the edge: the minimum is only pinned in the probe.
+        table.add_column(
+            "last error",
+            overflow="fold",
+            min_width=error_width if probe else None,
+            max_width=error_width,
+        )
+    for inst in instances:
         state = str(inst.state)
-        table.add_row(
+        cells: list[RenderableType] = [
             inst.name,
             Text(state, style=STATE_STYLES.get(state, "")),
             _opt(inst.pid),
@@ -133,9 +177,20 @@ def render(report: Any, path: Path) -> RenderableType:
             _opt(inst.pending),
             Text(_opt(inst.failed), style="red" if inst.failed else ""),
             inst.connection if inst.snapshot is not None else "-",
-            Text(inst.last_error or "", style="red"),
-        )
-    parts.append(table)
+        ]
+        if errors:
+            cells.append(Text(inst.last_error or "", style="red"))
+        table.add_row(*cells)
+    return table
+
+
+def _compact(instances: list[Any]) -> RenderableType:
+    """For a narrow terminal: the table without the error column, each error below it."""
+    parts: list[RenderableType] = [_table(instances, None, errors=False)]
+    for inst in instances:
+        if inst.last_error:
+            line = Text.assemble((inst.name, "bold"), ": ", (inst.last_error, "red"))
+            parts.append(Padding(line, (0, 0, 0, 2)))
     return Group(*parts)
 
 

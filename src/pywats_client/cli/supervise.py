@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import threading
 from typing import Any
 
 from pywats_client._logging import configure_logging, supervisor_log_path
@@ -55,9 +56,36 @@ def _run(args: argparse.Namespace) -> int:
         max_bytes=settings.log_max_bytes,
         backups=settings.log_backups,
     )
-    err_console.print(
+    banner = (
         f"supervising {len(supervisor.registry.instances)} instance(s) from "
-        f"{supervisor.registry_path}; logs in {supervisor.log_dir}; Ctrl+C to stop",
-        markup=False,
+        f"{supervisor.registry_path}; logs in {supervisor.log_dir}; Ctrl+C to stop"
     )
-    return supervisor.run()
+    return run_announced(supervisor, banner)
+
+
+#: How often the banner thread looks whether the supervisor got going or gave up.
+_BANNER_POLL_S = 0.1
+
+
+def run_announced(supervisor: Any, banner: str) -> int:
+    """``supervisor.run()``, printing ``banner`` once it really runs.
+
+    The supervisor takes its lock inside ``run()`` and sets ``ready`` once it
+    holds it and has started its instances; a second supervisor on the same
+    registry is refused there and so never prints a "supervising ..." line.
+    """
+    finished = threading.Event()
+
+    def announce() -> None:
+        while not supervisor.ready.wait(_BANNER_POLL_S):
+            if finished.is_set():
+                return  # refused (another supervisor holds the lock) or failed to start
+        err_console.print(banner, markup=False, soft_wrap=True)
+
+    thread = threading.Thread(target=announce, name="supervise-banner", daemon=True)
+    thread.start()
+    try:
+        return int(supervisor.run())
+    finally:
+        finished.set()
+        thread.join()
