@@ -228,3 +228,24 @@ def test_instance_lock_names_the_holder(tmp_path: Path) -> None:
         lock.release()
     assert not (config.queue_dir / "instance.pid").exists()
     acquire_instance_lock(config).release()  # free again
+
+
+def test_load_problems_show_as_warnings_labelled_by_kind(tmp_path: Path) -> None:
+    """A broken plugin and a settings typo: each named once, neither called the other."""
+    (tmp_path / "converters").mkdir()
+    (tmp_path / "converters" / "broken.py").write_text("def oops(:\n")
+    config = make_config(tmp_path, None, converters={"wsjff": {"x": 1}})
+
+    async def body() -> None:
+        client = WATSClient(config)
+        await client.start()
+        try:
+            warnings = client.snapshot().warnings
+        finally:
+            await client.stop(timeout=2)
+        plugin = [w for w in warnings if "broken.py" in w]
+        settings = [w for w in warnings if "wsjff" in w]
+        assert len(plugin) == 1 and plugin[0].startswith("converter not loaded: plugin:")
+        assert len(settings) == 1 and settings[0].startswith("config: converters.wsjff")
+
+    run(body)

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from pywats_client.converters import ConverterManager
 from pywats_client.core import ClientConfig
 from pywats_client.errors import ConversionError
 from pywats_client.queue import NewReport, QueueStore
@@ -251,6 +252,49 @@ def test_hanging_converter_is_abandoned_and_asks_for_a_restart(tmp_path: Path) -
         run(body)
     finally:
         converter.unblock.set()  # let the abandoned threads end
+
+
+_HANGING_PLUGIN = """
+import time
+from pathlib import Path
+from pywats_client.converters import BaseConverter
+
+RELEASE = Path(__file__).parent / "release"
+
+class Hanger(BaseConverter):
+    name = "hanger"
+
+    def can_convert(self, file_path: Path) -> bool:
+        return file_path.suffix == ".hang"
+
+    def convert(self, file_path: Path) -> None:
+        deadline = time.monotonic() + 60
+        while not RELEASE.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        raise self.error("released by the test", file_path)
+"""
+
+
+def test_a_timed_out_conversion_names_its_converter_in_the_error_file(tmp_path: Path) -> None:
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "hanger.py").write_text(_HANGING_PLUGIN)
+    config = make_config(tmp_path, converter_timeout=0.5, converter_path=plugins)
+    manager = ConverterManager(config)
+    assert manager.load() == []
+    drop(config, "board.hang")
+
+    async def body() -> None:
+        async with running(config, manager) as h:  # type: ignore[arg-type]
+            await h.until(lambda: h.intake.stats.errored == 1)
+            reason = (h.watch / "Error" / "board.hang.error.txt").read_text()
+            assert "converter_timeout" in reason
+            assert "converter: hanger" in reason
+
+    try:
+        run(body)
+    finally:
+        (plugins / "release").touch()  # let the abandoned thread end
 
 
 def test_keep_records_files_so_they_are_not_taken_again(tmp_path: Path) -> None:

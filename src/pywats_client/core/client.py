@@ -80,7 +80,9 @@ class WATSClient:
         self.queue = QueueService(config, self.api, connection=self.connection, store=self.store)
         self.converters = ConverterManager(config)
         problems = await asyncio.to_thread(self.converters.load)
-        self._load_warnings = [f"converter plugin not loaded: {p}" for p in problems]
+        self._load_warnings = [
+            str(p) if p.origin == "config" else f"converter not loaded: {p}" for p in problems
+        ]
         for warning in self._load_warnings:
             log.warning("%s", warning)
 

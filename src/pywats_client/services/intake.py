@@ -509,6 +509,7 @@ class IntakePipeline:
                     f"the converter did not finish within converter_timeout "
                     f"({self.config.converter_timeout:g} s) and was abandoned; raise "
                     "converter_timeout if such files are legitimately slow",
+                    converter=outcome.converter,
                     detail=detail,
                 ),
             )
