@@ -107,6 +107,20 @@ def test_401_without_any_token_says_the_token_is_missing(monkeypatch: pytest.Mon
         submit(refuse, api_token="")
 
 
+def test_413_is_rejected_naming_the_size_and_who_can_help() -> None:
+    sizes: list[int] = []
+
+    def too_big(request: httpx.Request) -> httpx.Response:
+        sizes.append(len(request.content))
+        return httpx.Response(413, text="too big")
+
+    with pytest.raises(ReportRejectedError) as caught:
+        submit(too_big)
+    assert caught.value.status_code == 413
+    assert f"too large ({sizes[0]} bytes; 413" in str(caught.value)
+    assert "WATS administrator" in str(caught.value)
+
+
 @pytest.mark.parametrize("status", [408, 500, 502, 503, 504])
 def test_5xx_and_408_are_transient(status: int) -> None:
     with pytest.raises(ServerUnavailableError) as caught:

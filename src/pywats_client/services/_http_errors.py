@@ -197,6 +197,14 @@ def raise_for_status(response: httpx.Response, *, what: str, proxy: str | None) 
             retry_after=retry_after,
             status_code=status,
         )
+    if status == 413:
+        size = response.request.headers.get("Content-Length", "?")
+        raise ReportRejectedError(
+            f"server refused the request to {what} as too large ({size} bytes; 413 "
+            f"{response.reason_phrase}: {reason}); ask the WATS administrator to raise the "
+            "upload size limit, or have the converter write fewer or lighter steps",
+            status_code=status,
+        )
     raise ReportRejectedError(
         f"server rejected the request to {what} ({status} {response.reason_phrase}): {reason}",
         status_code=status,
