@@ -165,7 +165,5 @@ def _why(
     tried = [] if st.st_size == 0 else manager.candidates(path)
     if st.st_size == 0 or any(c.accepted for c in tried):  # refused before any converter ran
         return _TO_ERROR_FOLDER, []
-    return (
-        "add a converter for this format (docs/converters.md) or check the converters' "
-        "patterns in the config"
-    ), tried
+    # the message itself says which converter to write or which patterns to extend
+    return "each converter's answer is below", tried
