@@ -411,6 +411,31 @@ def test_cli_status_at_80_columns_keeps_pids_states_and_server_whole(
     assert LONG_ERROR in " ".join(" ".join(line.split()) for line in lines)
 
 
+def test_an_old_error_shows_its_age(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A bad file an hour ago must not read as what the station does now."""
+    registry = make_registry(tmp_path)
+    (tmp_path / ".pywats").mkdir()
+    now = time.time()
+    doc = status_document(
+        pid=os.getpid(), create_time=psutil.Process().create_time(), updated_at=now
+    )
+    one = doc["instances"][0]
+    one["snapshot"] = {
+        **one["snapshot"],
+        "last_error": "bad.xml: no serial",
+        "last_error_at": now - 3700,
+    }
+    assert write_status(tmp_path / ".pywats" / STATUS_NAME, doc)
+
+    (instance, _) = list_instances(registry)
+    assert instance.last_error == "bad.xml: no serial"
+    assert instance.last_error_at is not None
+    assert abs(instance.last_error_at.timestamp() - (now - 3700)) < 1
+    assert main(["status", "--registry", str(registry)]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if " st-1 " in f" {line}")
+    assert "(1h01m ago) bad.xml: no serial" in row
+
+
 def test_cli_status_piped_keeps_every_column_on_one_line(tmp_path: Path) -> None:
     """`pywats-client status | cat` in an 80-column terminal."""
     registry = running_supervisor_with_long_values(tmp_path)

@@ -120,7 +120,7 @@ def render(report: Any, path: Path) -> RenderableType:
     def layouts(options: ConsoleOptions) -> list[Layout]:
         # On a terminal long errors fold to keep rows short; in a file each row is one line.
         error_width = _ERROR_WIDTH if options.is_terminal else None
-        narrowest = free_text_width("last error", (i.last_error for i in instances), FREE_TEXT_MIN)
+        narrowest = free_text_width("last error", (_error(i) for i in instances), FREE_TEXT_MIN)
         return [
             (_table(instances, error_width), _table(instances, narrowest, probe=True)),
             (_compact(instances), None),
@@ -179,7 +179,7 @@ def _table(
             inst.connection if inst.snapshot is not None else "-",
         ]
         if errors:
-            cells.append(Text(inst.last_error or "", style="red"))
+            cells.append(Text(_error(inst), style="red"))
         table.add_row(*cells)
     return table
 
@@ -189,9 +189,19 @@ def _compact(instances: list[Any]) -> RenderableType:
     parts: list[RenderableType] = [_table(instances, None, errors=False)]
     for inst in instances:
         if inst.last_error:
-            line = Text.assemble((inst.name, "bold"), ": ", (inst.last_error, "red"))
+            line = Text.assemble((inst.name, "bold"), ": ", (_error(inst), "red"))
             parts.append(Padding(line, (0, 0, 0, 2)))
     return Group(*parts)
+
+
+def _error(inst: Any) -> str:
+    """The last error, led by its age: a bad file an hour ago is history."""
+    if not inst.last_error:
+        return ""
+    if inst.last_error_at is None:
+        return str(inst.last_error)
+    age = format_duration(max(0.0, time.time() - inst.last_error_at.timestamp()))
+    return f"({age} ago) {inst.last_error}"
 
 
 def _opt(value: Any) -> str:
