@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -267,3 +268,35 @@ def test_converters_at_80_columns_keep_names_whole(
     assert all(len(line) <= 80 for line in lines)
     assert any("My Test System Converter" in line for line in lines)
     assert "…" not in out
+
+
+_HANGING = """
+import time
+from pathlib import Path
+from pywats_client.converters import BaseConverter
+
+class Hanger(BaseConverter):
+    name = "hanger"
+
+    def can_convert(self, file_path: Path) -> bool:
+        return file_path.suffix == ".hang"
+
+    def convert(self, file_path: Path) -> None:
+        time.sleep(120)
+"""
+
+
+def test_a_hanging_converter_is_given_up_after_converter_timeout(tmp_path: Path) -> None:
+    """As in the service: the dry run must not hang with the converter."""
+    (tmp_path / "converters").mkdir()
+    (tmp_path / "converters" / "hanger.py").write_text(_HANGING)
+    (tmp_path / "board.hang").write_text("x")
+    (tmp_path / "config.json").write_text(json.dumps({"converter_timeout": 1}))
+    command = [sys.executable, "-m", "pywats_client", "convert", "board.hang"]
+    command += ["--config", "config.json", "--converter-path", "converters"]
+    started = time.monotonic()
+    shown = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert time.monotonic() - started < 30  # not the converter's 120 s
+    assert shown.returncode == 1
+    assert "the converter 'hanger' did not finish within converter_timeout (1 s)" in shown.stderr
+    assert "where it was stuck" in shown.stderr and "time.sleep(120)" in shown.stderr

@@ -8,6 +8,7 @@ uploading or moving anything. The quickest loop when writing a converter.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import stat
 import traceback
@@ -20,9 +21,10 @@ from rich.table import Table
 from rich.text import Text
 
 from pywats_client.cli._output import EXIT_FAILED, EXIT_OK, console, err_console, error, print_json
-from pywats_client.converters import Candidate, ConverterManager
+from pywats_client.converters import Candidate, Conversion, ConverterManager
 from pywats_client.core.config import ClientConfig
 from pywats_client.errors import ConversionError
+from pywats_client.services._convert_runner import ConvertOutcome, ConvertRunner
 
 __all__ = ["build_manager", "register"]
 
@@ -64,11 +66,33 @@ def add_source_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_manager(args: argparse.Namespace) -> ConverterManager:
+def build_manager(args: argparse.Namespace, config: ClientConfig | None = None) -> ConverterManager:
     """The manager the options describe (config errors raise ConfigError: exit 2)."""
-    config = ClientConfig.load(args.config) if args.config else ClientConfig()
+    if config is None:
+        config = _config(args)
     plugin_dir = args.converter_path.resolve() if args.converter_path else config.converter_dir
     return ConverterManager(config, plugin_dirs=[plugin_dir])
+
+
+def _config(args: argparse.Namespace) -> ClientConfig:
+    return ClientConfig.load(args.config) if args.config else ClientConfig()
+
+
+def _convert_in_time(
+    manager: ConverterManager, path: Path, timeout: float
+) -> ConvertOutcome[Conversion]:
+    """``manager.convert(path)`` on the service's own timed runner: a hang ends here too."""
+
+    async def once() -> ConvertOutcome[Conversion]:
+        runner: ConvertRunner[Conversion] = ConvertRunner(
+            manager.convert, workers=1, timeout=timeout
+        )
+        try:
+            return await runner.run(path)
+        finally:
+            runner.close()
+
+    return asyncio.run(once())
 
 
 def _tried_table(candidates: list[Candidate]) -> Table:
@@ -83,32 +107,22 @@ def _tried_table(candidates: list[Candidate]) -> Table:
 
 
 def run(args: argparse.Namespace) -> int:
-    manager = build_manager(args)
+    config = _config(args)
+    manager = build_manager(args, config)
     for problem in manager.load():
         err_console.print(
             f"[yellow]warning:[/] {escape(str(problem))}", markup=True, soft_wrap=True
         )
     path: Path = args.file
-    try:
-        conversion = manager.convert(path)
-    except ConversionError as exc:
-        hint, tried = _why(path, exc, manager)
-        if args.json:
-            print_json(
-                {
-                    "file": str(path),
-                    "converter": exc.converter,
-                    "error": str(exc),
-                    "tried": [dataclasses.asdict(c) for c in tried],
-                }
-            )
-        error(str(exc), hint)
-        if tried and not args.json:
-            err_console.print(_tried_table(tried))
-        cause = exc.__cause__
-        if cause is not None and not args.json:
-            err_console.print("".join(traceback.format_exception(cause)).rstrip(), markup=False)
-        return EXIT_FAILED
+    outcome = _convert_in_time(manager, path, config.converter_timeout)
+    if outcome.timed_out:
+        return _timed_out(args, path, outcome, config.converter_timeout)
+    if isinstance(outcome.error, ConversionError):
+        return _failed(args, path, outcome.error, manager)
+    if outcome.error is not None:
+        raise outcome.error  # not the converter's fault: main() reports a bug
+    conversion = outcome.value
+    assert conversion is not None  # exactly one of value, error, timed_out
     origin = next(
         (info.origin for info in manager.converters if info.name == conversion.converter), "?"
     )
@@ -145,6 +159,49 @@ def run(args: argparse.Namespace) -> int:
 
 
 _TO_ERROR_FOLDER = "the service would move this file to the error folder with this reason"
+
+
+def _failed(
+    args: argparse.Namespace, path: Path, exc: ConversionError, manager: ConverterManager
+) -> int:
+    hint, tried = _why(path, exc, manager)
+    if args.json:
+        print_json(
+            {
+                "file": str(path),
+                "converter": exc.converter,
+                "error": str(exc),
+                "tried": [dataclasses.asdict(c) for c in tried],
+            }
+        )
+    error(str(exc), hint)
+    if tried and not args.json:
+        err_console.print(_tried_table(tried))
+    cause = exc.__cause__
+    if cause is not None and not args.json:
+        err_console.print("".join(traceback.format_exception(cause)).rstrip(), markup=False)
+    return EXIT_FAILED
+
+
+def _timed_out(
+    args: argparse.Namespace, path: Path, outcome: ConvertOutcome[Conversion], timeout: float
+) -> int:
+    name = f" {outcome.converter!r}" if outcome.converter else ""
+    message = (
+        f"{path.name}: the converter{name} did not finish within converter_timeout ({timeout:g} s)"
+    )
+    if args.json:
+        print_json(
+            {"file": str(path), "converter": outcome.converter, "error": message, "tried": []}
+        )
+    error(
+        message,
+        "fix the converter, or raise converter_timeout (--config) if such files are "
+        f"legitimately slow; {_TO_ERROR_FOLDER}",
+    )
+    if outcome.stack and not args.json:
+        err_console.print(f"where it was stuck:\n{outcome.stack}", markup=False)
+    return EXIT_FAILED
 
 
 def _why(
