@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any
 
 from pywats_client.cli._output import EXIT_FAILED, EXIT_OK, console, error
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
             **_COMMENTS,
             "instance_name": args.name,
             "service_address": args.server,
-            "watch_paths": [str(p) for p in args.watch] or ["test_data"],
+            "watch_paths": [_from_here(p) for p in args.watch] or ["test_data"],
         }
     )
     config.save(path)
@@ -67,3 +67,14 @@ def run(args: argparse.Namespace) -> int:
         soft_wrap=True,
     )
     return EXIT_OK
+
+
+def _from_here(path: Path) -> str:
+    """``--watch in`` means ./in where the command runs, not next to the config file.
+
+    (The config resolves relative paths against its own folder.) A Windows path
+    with a drive (``D:\\TestResults``) is kept as typed on any OS.
+    """
+    if path.is_absolute() or PureWindowsPath(path).anchor:
+        return str(path)
+    return str(Path.cwd() / path)

@@ -1,0 +1,22 @@
+"""`pywats-client init`: the starting config it writes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pywats_client.cli import main
+
+
+def test_init_takes_a_relative_watch_folder_from_where_it_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The config resolves relative paths against its folder: init must not shift them."""
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "stations" / "st-1.json"
+    config.parent.mkdir()
+    assert main(["init", "--config", str(config), "--watch", "in", "--watch", "D:\\Results"]) == 0
+    written = json.loads(config.read_text(encoding="utf-8"))
+    assert written["watch_paths"] == [str(tmp_path / "in"), "D:\\Results"]
