@@ -8,13 +8,17 @@ says what was awaited and what was last seen.
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
 
-__all__ = ["StopWaiting", "async_wait_until", "wait_until"]
+__all__ = ["StopWaiting", "async_wait_until", "run_cli", "wait_until"]
 
 
 class StopWaiting(AssertionError):
@@ -72,3 +76,21 @@ async def async_wait_until(
             text = message() if callable(message) else message
             raise AssertionError(f"timed out after {timeout} s waiting for {text}")
         await asyncio.sleep(interval)
+
+
+def run_cli(
+    *args: str, cwd: Path | None = None, timeout: float = 60.0, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """``pywats-client ARGS`` in a real process whose output is not a terminal.
+
+    ``env`` adds variables (``COLUMNS="80"``, ``PYTHONIOENCODING="cp1252"``...).
+    """
+    return subprocess.run(
+        [sys.executable, "-m", "pywats_client", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, **env},
+        timeout=timeout,
+        check=False,
+    )

@@ -23,6 +23,7 @@ from pywats_client.cli.status import format_duration
 from pywats_client.errors import FatalError, RegistryError
 from pywats_client.supervisor import InstanceStatus, State, list_instances, status_report
 from pywats_client.supervisor._statusfile import STATUS_NAME, read_status, write_status
+from tests.helpers import run_cli
 
 TOKEN = "c3VwZXItc2VjcmV0LXRva2Vu"
 
@@ -439,14 +440,7 @@ def test_an_old_error_shows_its_age(tmp_path: Path, capsys: pytest.CaptureFixtur
 def test_cli_status_piped_keeps_every_column_on_one_line(tmp_path: Path) -> None:
     """`pywats-client status | cat` in an 80-column terminal."""
     registry = running_supervisor_with_long_values(tmp_path)
-    shown = subprocess.run(
-        [sys.executable, "-m", "pywats_client", "status", "--registry", str(registry)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "COLUMNS": "80"},
-        check=False,
-    )
+    shown = run_cli("status", "--registry", str(registry), COLUMNS="80")
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
     header = next(line for line in lines if "uptime" in line)

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +14,7 @@ import pytest
 from pywats_client.cli import main
 from pywats_client.cli._output import console
 from tests.converters.support import sample
+from tests.helpers import run_cli
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -181,12 +179,10 @@ def test_output_the_code_page_cannot_encode_is_escaped_not_a_crash(tmp_path: Pat
         json.dumps({"pn": "p", "sn": "序列号", "rev": "1", "processCode": 10, "result": "P"}),
         encoding="utf-8",
     )
-    env = {**os.environ, "PYTHONIOENCODING": "cp1252"}
-    command = [sys.executable, "-m", "pywats_client", "convert", str(result_file)]
-    shown = subprocess.run(command, capture_output=True, env=env, timeout=60)
-    assert shown.returncode == 0, shown.stderr.decode("cp1252")
-    assert b'"sn": "\\u5e8f\\u5217\\u53f7"' in shown.stdout
-    as_json = subprocess.run([*command, "--json"], capture_output=True, env=env, timeout=60)
+    shown = run_cli("convert", str(result_file), PYTHONIOENCODING="cp1252")
+    assert shown.returncode == 0, shown.stderr
+    assert '"sn": "\\u5e8f\\u5217\\u53f7"' in shown.stdout
+    as_json = run_cli("convert", str(result_file), "--json", PYTHONIOENCODING="cp1252")
     assert json.loads(as_json.stdout)["reports"][0]["sn"] == "序列号"
 
 
@@ -212,14 +208,7 @@ def shown_report(out: str) -> dict[str, Any]:
 
 def test_convert_redirected_prints_json_that_parses(tmp_path: Path) -> None:
     """`pywats-client convert FILE > report.txt` from an 80-column terminal."""
-    shown = subprocess.run(
-        [sys.executable, "-m", "pywats_client", "convert", str(long_report(tmp_path))],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "COLUMNS": "80"},
-        check=False,
-    )
+    shown = run_cli("convert", str(long_report(tmp_path)), COLUMNS="80")
     assert shown.returncode == 0, shown.stderr
     assert shown_report(shown.stdout)["root"]["name"] == LONG_NAME.strip()
 
@@ -292,10 +281,11 @@ def test_a_hanging_converter_is_given_up_after_converter_timeout(tmp_path: Path)
     (tmp_path / "converters" / "hanger.py").write_text(_HANGING)
     (tmp_path / "board.hang").write_text("x")
     (tmp_path / "config.json").write_text(json.dumps({"converter_timeout": 1}))
-    command = [sys.executable, "-m", "pywats_client", "convert", "board.hang"]
-    command += ["--config", "config.json", "--converter-path", "converters"]
     started = time.monotonic()
-    shown = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    shown = run_cli(
+        "convert", "board.hang", "--config", "config.json", "--converter-path", "converters",
+        cwd=tmp_path,
+    )  # fmt: skip
     assert time.monotonic() - started < 30  # not the converter's 120 s
     assert shown.returncode == 1
     assert "the converter 'hanger' did not finish within converter_timeout (1 s)" in shown.stderr

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from datetime import datetime
 from pathlib import Path
@@ -123,17 +123,7 @@ def decode_text(data: bytes, encoding: str | None = None) -> str:
     if encoding:
         text = data.decode(encoding)
         return text[1:] if text.startswith("\ufeff") else text
-    for bom, name in _BOMS:
-        if data.startswith(bom):
-            return data[len(bom) :].decode(name, errors="replace")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("cp1252")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")
+    return _guess(data, bytes.decode)
 
 
 def decode_head(data: bytes, encoding: str | None = None) -> str:
@@ -153,11 +143,16 @@ def decode_head(data: bytes, encoding: str | None = None) -> str:
             text = _decode_prefix(data, encoding, "replace")
         if encoding:
             return text[1:] if text.startswith("\ufeff") else text
+    return _guess(data, _decode_prefix)
+
+
+def _guess(data: bytes, decode: Callable[[bytes, str, str], str]) -> str:
+    """A BOM's encoding, else UTF-8, else cp1252, else Latin-1 (which never fails)."""
     for bom, name in _BOMS:
         if data.startswith(bom):
-            return _decode_prefix(data[len(bom) :], name, "replace")
+            return decode(data[len(bom) :], name, "replace")
     try:
-        return _decode_prefix(data, "utf-8", "strict")
+        return decode(data, "utf-8", "strict")
     except UnicodeDecodeError:
         pass
     try:
