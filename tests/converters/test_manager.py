@@ -1057,6 +1057,14 @@ class SharedBase(BaseConverter):  # abstract on purpose: a base of Derived
         return 1
 
 
+class BaseForOtherFiles(BaseConverter):  # abstract on purpose, named as a base
+    pass
+
+
+class _Mixin(BaseConverter):
+    pass
+
+
 class Derived(SharedBase):
     name = "derived"
 

@@ -194,7 +194,8 @@ def _abstract_classes(
 ) -> list[type[BaseConverter]]:
     """``BaseConverter`` subclasses in ``module`` that cannot be used: ``convert`` is missing.
 
-    A class some converter of the file derives from is a shared base, not a mistake.
+    A shared base is not a mistake: a class some converter derives from, or one
+    named as a base (``_Name``, ``BaseName``), which plugins in other files may extend.
     """
     bases = {base for cls in concrete for base in cls.__mro__[1:]}
     return [
@@ -205,6 +206,8 @@ def _abstract_classes(
         and value.__module__ == module.__name__
         and inspect.isabstract(value)
         and value not in bases
+        and not value.__subclasses__()
+        and not value.__name__.startswith(("_", "Base"))
     ]
 
 

@@ -32,7 +32,7 @@ from pywats_client.models import (
     Step,
     StringValueStep,
 )
-from pywats_client.models.steps import CompOp, StringCompOp
+from pywats_client.models.steps import CompOp, StringCompOp, worst_status
 
 __all__ = [
     "MAX_STEP_DEPTH",
@@ -124,12 +124,8 @@ def derive_comp_op(low: float | None, high: float | None) -> str:
 
 
 def sequence_status(children: list[Any]) -> str:
-    """A sequence's status from its children: failed beats error beats the rest."""
-    statuses = {getattr(c, "status", None) for c in children}
-    for status in ("F", "E", "T"):
-        if status in statuses:
-            return status
-    return "P"
+    """A sequence's status from its children (the models' one rule)."""
+    return worst_status(getattr(c, "status", None) for c in children)
 
 
 def _normalized(data: Mapping[str, Any]) -> dict[str, Any]:

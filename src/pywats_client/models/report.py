@@ -22,6 +22,7 @@ from pywats_client.models.steps import (
     Step,
     WsjfModel,
     iter_steps,
+    worst_status,
 )
 
 __all__ = [
@@ -180,7 +181,8 @@ class _ReportBase(WsjfModel):
 
     @property
     def pass_fail(self) -> bool:
-        """True when the report passed (seed README name)."""
+        """True when the report passed (seed README name); follows the steps unless set."""
+        self._settle_result()
         return self.result == "P"
 
     @property
@@ -200,6 +202,9 @@ class _ReportBase(WsjfModel):
     def _number_steps(self) -> None:
         """Give every step a unique id, keeping ids already set where they are unique."""
 
+    def _settle_result(self) -> None:
+        """Derive what was left unset from the steps appended so far."""
+
 
 class UUTReport(_ReportBase):
     """A test report (WSJF ``type: "T"``)."""
@@ -213,13 +218,16 @@ class UUTReport(_ReportBase):
         """The root sequence's steps; append to add steps to the report."""
         return self.root.steps
 
-    def _number_steps(self) -> None:
+    def _settle_result(self) -> None:
         _validate_appended(self.root)
         root_status = _settle_status(self.root)
         if "result" not in self.model_fields_set:
             # A converter that appended a failing step but set no result must not
             # upload a failed board as passed.
-            object.__setattr__(self, "result", "P" if root_status in ("S", "D") else root_status)
+            object.__setattr__(self, "result", root_status)
+
+    def _number_steps(self) -> None:
+        self._settle_result()
         all_steps = iter_steps(self.root)
         used: set[int] = set()
         for step in all_steps:
@@ -246,19 +254,17 @@ class UURReport(_ReportBase):
 _STEP_ADAPTER: TypeAdapter[AnyStep] = TypeAdapter(AnyStep)
 
 
-#: A sequence takes the first of these its children have, else passed.
-_STATUS_SEVERITY = ("E", "T", "F")
-
-
 def _settle_status(sequence: SequenceCallStep) -> str:
-    """The status of ``sequence``: as set, or (never set) what its children give."""
+    """The status of ``sequence``: as set, or (never set) what its children give.
+
+    Settled at serialization because a converter appends steps after building.
+    """
     children = [
         _settle_status(step) if isinstance(step, SequenceCallStep) else step.status
         for step in sequence.steps
     ]
     if "status" not in sequence.model_fields_set:
-        derived = next((s for s in _STATUS_SEVERITY if s in children), "P")
-        object.__setattr__(sequence, "status", derived)
+        object.__setattr__(sequence, "status", worst_status(children))
     return sequence.status
 
 

@@ -9,6 +9,7 @@ passed through unchanged loses nothing this model does not know about; in code
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
@@ -44,6 +45,7 @@ __all__ = [
     "compare_numeric",
     "compare_string",
     "iter_steps",
+    "worst_status",
 ]
 
 #: Validation context key that keeps unknown WSJF fields instead of refusing them.
@@ -407,6 +409,20 @@ AnyStep = Annotated[
 ]
 
 SequenceCallStep.model_rebuild()
+
+
+def worst_status(statuses: Iterable[object]) -> StepStatus:
+    """A sequence's (or report's) status from its children's.
+
+    Failed beats error beats terminated; anything else (passed, skipped, done)
+    passes. One rule for models, plugins' dict steps and every built-in
+    converter, so the same steps always give the same verdict.
+    """
+    present = set(statuses)
+    for status in ("F", "E", "T"):
+        if status in present:
+            return status
+    return "P"
 
 
 def iter_steps(step: Step) -> list[Step]:

@@ -36,6 +36,7 @@ from pywats_client.converters.builtin._common import (
     load_xml,
 )
 from pywats_client.models import UURReport, UUTReport
+from pywats_client.models.steps import worst_status
 
 __all__ = ["AtmlConverter"]
 
@@ -429,8 +430,4 @@ class AtmlConverter(XmlConverter):
 
 
 def _worst(steps: list[dict[str, Any]]) -> str:
-    statuses = {step.get("status") for step in steps}
-    for status in ("F", "E", "T"):
-        if status in statuses:
-            return status
-    return "P"
+    return worst_status(step.get("status") for step in steps)

@@ -28,6 +28,7 @@ from pywats_client.converters.builtin._common import (
     load_xml,
 )
 from pywats_client.models import UURReport, UUTReport
+from pywats_client.models.steps import worst_status
 
 __all__ = ["WSXF_NAMESPACE", "WsxfConverter"]
 
@@ -387,7 +388,4 @@ def _dict_sequence_status(steps: list[dict[str, Any]]) -> str:
             for key in ("numericMeas", "booleanMeas", "stringMeas"):
                 statuses.update(m.get("status") for m in step.get(key, []))
         statuses.add(status)
-    for candidate in ("F", "E", "T"):
-        if candidate in statuses:
-            return candidate
-    return "P"
+    return worst_status(statuses)
