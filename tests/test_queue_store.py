@@ -252,12 +252,26 @@ def test_dead_letter_survives_a_pending_file_it_cannot_remove(
     monkeypatch.setattr(store_module, "remove_file", held)
     store.dead_letter(item, reason="rejected", status=400)
     assert f"report {item.id} is in failed/ but still in pending/" in caplog.text
-    assert store.counts().failed == 1
+    store._last_scan = -1e9  # a rescan must not offer the stranded copy again
+    assert store.claim() is None
+    assert (store.counts().pending, store.counts().failed) == (0, 1)
+    store.flush()  # still held: kept for the next flush
+    assert files_in(store.pending_dir) != []
     monkeypatch.undo()
+    store.flush()  # released: removed now, not only at the next start
+    assert files_in(store.pending_dir) == []
+    assert [i.id for i in QueueStore(tmp_path / "q").iter_items("failed")] == [item.id]
 
+
+def test_a_damaged_failed_copy_never_costs_the_pending_one(tmp_path: Path) -> None:
+    """Same name in both folders, but the failed copy was truncated (or edited by hand)."""
+    store = QueueStore(tmp_path / "q")
+    store.enqueue([new_report(1)])
+    (name,) = files_in(store.pending_dir)
+    (store.failed_dir / name).write_bytes(b"")
     reopened = QueueStore(tmp_path / "q")
-    assert files_in(reopened.pending_dir) == []
-    assert [i.id for i in reopened.iter_items("failed")] == [item.id]
+    assert files_in(reopened.pending_dir) == [name]
+    assert [i.id for i in claim_all(reopened)] == [new_report(1).report["id"]]
 
 
 def test_requeue_all_failed(tmp_path: Path) -> None:

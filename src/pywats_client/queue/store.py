@@ -128,6 +128,9 @@ class QueueStore:
             ensure_private_dir(folder)
         if archive_sent:
             ensure_private_dir(self.sent_dir)
+        #: Names dead-lettered whose pending copy could not be removed yet (held open
+        #: on Windows): never uploaded again, removed by :meth:`flush` once free.
+        self._stranded: set[str] = set()
         if maintenance:
             self._sweep()
 
@@ -165,22 +168,40 @@ class QueueStore:
         :meth:`dead_letter` writes the failed copy before removing the pending
         one; a crash in between (or, on Windows, a scanner holding the pending
         file) leaves both. Only a dead-letter keeps the name (requeue and
-        retry give a new one), so the failed copy is the newer, complete one.
+        retry give a new one), so the failed copy is the newer one - provided
+        it reads back as the same report: a damaged one never costs the other.
         """
         finished = 0
         for name in _list_names(self.failed_dir):
             leftover = self.pending_dir / name
             if not os.path.lexists(leftover):
                 continue
+            if not self._same_report(self.failed_dir / name, leftover):
+                log.warning(
+                    "%s is also in failed/ but that copy is unreadable or another report; "
+                    "kept, so it is sent again",
+                    leftover,
+                )
+                continue
             try:
                 remove_file(leftover)
             except OSError as exc:
                 log.warning("cannot remove %s (also in failed/): %s", leftover, exc)
+                self._stranded.add(name)
                 continue
             finished += 1
         if finished:
             fsync_dir(self.pending_dir)
             log.info("finished %d move(s) to failed/ that a stop interrupted", finished)
+
+    @staticmethod
+    def _same_report(kept: Path, leftover: Path) -> bool:
+        try:
+            kept_envelope, _ = decode_item(kept.read_bytes())
+            leftover_envelope, _ = decode_item(leftover.read_bytes())
+        except (OSError, CorruptQueueFile):
+            return False
+        return kept_envelope.id == leftover_envelope.id
 
     def add_listener(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` (from the writing thread) after reports are added."""
@@ -237,6 +258,7 @@ class QueueStore:
         backoff: Counter[int] = Counter()
         junk: list[str] = []
         claimed = self._claimed
+        stranded = self._stranded
 
         def names() -> Iterator[str]:
             nonlocal total
@@ -251,6 +273,8 @@ class QueueStore:
                             and entry.is_file(follow_symlinks=False)
                         ):
                             junk.append(name)
+                        continue
+                    if name in stranded:
                         continue
                     total += 1
                     if due > now_ns:
@@ -475,6 +499,13 @@ class QueueStore:
             self._group_sync(self._changes)
         for path in trash:
             remove_quietly(path)
+        for name in list(self._stranded):
+            try:
+                remove_file(self.pending_dir / name)
+            except OSError:
+                continue  # still held; next flush
+            with self._lock:
+                self._stranded.discard(name)
 
     def retry_later(
         self, item: QueueItem, *, delay: float, error: str, status: int | None = None
@@ -534,8 +565,9 @@ class QueueStore:
                 raise
             try:
                 remove_file(self.pending_dir / item.name)
-            except OSError as exc:  # finished when the queue is next opened
+            except OSError as exc:  # never sent again; flush() removes it once free
                 log.warning("report %s is in failed/ but still in pending/: %s", item.id, exc)
+                self._stranded.add(item.name)
             self._claimed.discard(item.name)
             self._pending = max(0, self._pending - 1)
             self._failed += 1
