@@ -184,3 +184,12 @@ def test_env_token_blank_is_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_home_expansion() -> None:
     config = ClientConfig(queue_path=Path("~/q"))
     assert config.queue_dir == Path("~/q").expanduser()
+
+
+def test_a_bad_proxy_is_explained_without_its_password() -> None:
+    """Five problems are spelled out now: a proxy's user:password must not be one of them."""
+    with pytest.raises(ConfigError) as info:
+        ClientConfig.from_dict({"proxy": "op:S3cret@proxy:3128", "api_token": 5, "watch_paths": 1})
+    message = str(info.value)
+    assert "proxy: is not a URL" in message and "watch_paths" in message
+    assert "S3cret" not in message

@@ -46,7 +46,7 @@ def _allowed_keys(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[st
     return sorted(current.model_fields) if current else []
 
 
-def _problem(error: ErrorDetails, model: type[BaseModel] | None) -> str:
+def _problem(error: ErrorDetails, model: type[BaseModel] | None, *, show_value: bool = True) -> str:
     kind = error["type"]
     loc = tuple(error["loc"])
     if kind == "extra_forbidden":
@@ -59,7 +59,7 @@ def _problem(error: ErrorDetails, model: type[BaseModel] | None) -> str:
     if kind == "missing":
         return "is required; add it"
     value = error.get("input")
-    shown = "" if isinstance(value, (dict, list)) else f" (got {value!r})"
+    shown = "" if isinstance(value, (dict, list)) or not show_value else f" (got {value!r})"
     message = error["msg"]
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
@@ -92,7 +92,8 @@ def _described(
     error: ErrorDetails, model: type[BaseModel] | None, prefix: tuple[str, ...]
 ) -> tuple[str, str]:
     loc = tuple(error["loc"])
-    problem = _problem(error, model)
+    # a proxy URL may carry user:password: its problem is told without the value
+    problem = _problem(error, model, show_value="proxy" not in loc)
     if "api_token" in loc:
         problem = "invalid value (not shown: it is a secret)"
     return _key((*prefix, *loc)) or "<top level>", problem

@@ -205,7 +205,10 @@ class ClientConfig(BaseModel):
     @classmethod
     def _check_proxy(cls, value: str | None) -> str | None:
         if value and "://" not in value:
-            raise ValueError(f"{value!r} is not a URL; write it as http://proxy.example.com:3128")
+            # the value is not echoed: a proxy URL may carry user:password
+            raise ValueError(
+                "is not a URL; write it as http://[user:password@]proxy.example.com:3128"
+            )
         return value or None
 
     @field_validator("log_level", mode="before")
