@@ -290,3 +290,8 @@ def test_a_hanging_converter_is_given_up_after_converter_timeout(tmp_path: Path)
     assert shown.returncode == 1
     assert "the converter 'hanger' did not finish within converter_timeout (1 s)" in shown.stderr
     assert "where it was stuck" in shown.stderr and "time.sleep(120)" in shown.stderr
+    as_json = run_cli(
+        "convert", "board.hang", "--config", "config.json", "--converter-path", "converters",
+        "--json", cwd=tmp_path,
+    )  # fmt: skip
+    assert "time.sleep(120)" in json.loads(as_json.stdout)["stack"]

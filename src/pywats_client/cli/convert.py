@@ -192,7 +192,13 @@ def _timed_out(
     )
     if args.json:
         print_json(
-            {"file": str(path), "converter": outcome.converter, "error": message, "tried": []}
+            {
+                "file": str(path),
+                "converter": outcome.converter,
+                "error": message,
+                "tried": [],
+                "stack": outcome.stack,
+            }
         )
     error(
         message,
