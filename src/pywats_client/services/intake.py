@@ -515,9 +515,9 @@ class IntakePipeline:
             )
         if outcome.error is not None:
             exc = outcome.error
-            converter = exc.converter if isinstance(exc, ConversionError) else None
             reason = str(exc) if isinstance(exc, ConversionError) else "the converter crashed"
-            return _Done(src, error=ErrorReport(reason, converter=converter, exception=exc))
+            # ErrorReport names the converter a ConversionError carries
+            return _Done(src, error=ErrorReport(reason, exception=exc))
         conversion = outcome.value
         assert conversion is not None
         if not conversion.reports:
