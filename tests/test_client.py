@@ -14,7 +14,7 @@ import pytest
 
 from pywats_client.core import ClientConfig, WATSClient, acquire_instance_lock
 from pywats_client.errors import InstanceLockedError
-from tests._standin import StandinClient
+from tests._standin import PrivateStandin, StandinClient
 from tests.helpers import async_wait_until
 
 
@@ -125,6 +125,38 @@ def test_server_away_keeps_reports_queued_and_sources_go_to_done(tmp_path: Path)
             assert snap.last_error and snap.last_error_at is not None
             assert time.time() - 60 < snap.last_error_at <= time.time()
             assert client.snapshot().last_error_at == snap.last_error_at
+        finally:
+            await client.stop(timeout=2)
+
+    run(body)
+
+
+def test_last_error_is_the_newest_so_an_outage_is_not_hidden_behind_an_old_bad_file(
+    tmp_path: Path, standin_factory: Callable[..., PrivateStandin]
+) -> None:
+    server = standin_factory()
+    config = make_config(tmp_path, server, ping_interval=0.2)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "broken.json").write_text("{not json")
+
+    async def body() -> None:
+        client = WATSClient(config)
+        await client.start()
+        try:
+            await until(lambda: client.snapshot().errored == 1, what="bad file judged")
+            bad = client.snapshot()
+            assert bad.last_error and "broken.json" in bad.last_error
+            assert bad.last_error_at is not None
+            await asyncio.to_thread(server.stop)
+            await until(lambda: client.snapshot().connection == "disconnected", what="outage seen")
+            outage = client.snapshot()
+            assert outage.last_error and "broken.json" not in outage.last_error
+            assert outage.last_error_at is not None and outage.last_error_at > bad.last_error_at
+            await asyncio.to_thread(server.start)
+            await until(lambda: client.snapshot().connection == "connected", what="reconnected")
+            # the outage is over: the bad file is the last error again, with its own time
+            after = client.snapshot()
+            assert (after.last_error, after.last_error_at) == (bad.last_error, bad.last_error_at)
         finally:
             await client.stop(timeout=2)
 

@@ -58,7 +58,8 @@ class WATSClient:
         self._intake_stopped = False
         self._uploads_paused = False
         self._load_warnings: list[str] = []
-        self._last_error: tuple[str | None, float | None] = (None, None)  # and since when
+        #: Each service's last error and since when it shows, so the newest wins.
+        self._errors: dict[str, tuple[str, float]] = {}
         self._closed = False
 
     def __repr__(self) -> str:
@@ -192,11 +193,28 @@ class WATSClient:
 
     # --- status ------------------------------------------------------------------
 
+    def _newest_error(self, errors: dict[str, str | None]) -> tuple[str, float] | None:
+        """The error that showed last, with since when.
+
+        An outage that starts after a bad file must not hide behind that file's
+        old error (and the other way round): each service's error is stamped
+        when its text changes, and the latest stamp wins. Ties keep the order
+        of ``errors`` (intake, queue, connection).
+        """
+        now = time.time()
+        for source, text in errors.items():
+            if not text:
+                self._errors.pop(source, None)
+            elif self._errors.get(source, ("", 0.0))[0] != text:
+                self._errors[source] = (text, now)
+        shown = [self._errors[source] for source in errors if source in self._errors]
+        return max(shown, key=lambda error: error[1], default=None)
+
     def snapshot(self) -> ClientSnapshot:
         """Counters and states now (cheap: no I/O beyond the queue's maintained counts)."""
         snap = ClientSnapshot()
         warnings = list(self._load_warnings)
-        errors: list[str | None] = []
+        errors: dict[str, str | None] = {}
         if self.watcher is not None:
             snap.files_seen = self.watcher.files_seen
             warnings += self.watcher.problems
@@ -208,7 +226,7 @@ class WATSClient:
             snap.backpressure = stats.backpressure
             snap.abandoned_conversions = self.intake.abandoned
             warnings += stats.warnings.values()
-            errors.append(stats.last_error)
+            errors["intake"] = stats.last_error
         if self.store is not None:
             counts = self.store.counts()
             snap.pending = counts.pending
@@ -219,22 +237,21 @@ class WATSClient:
             snap.uploaded = self.queue.uploaded
             snap.rejected = self.queue.rejected
             snap.uploads = "paused" if self._uploads_paused else self.queue.state
-            errors.append(self.queue.last_error)
+            errors["queue"] = self.queue.last_error
         if self.connection is not None:
             snap.connection = self.connection.state
             snap.connection_since = self.connection.since
             snap.server_version = self.connection.server_version
             warnings += self.connection.warnings
-            errors.append(self.connection.last_error)
+            errors["connection"] = self.connection.last_error
         snap.intake_paused = self._intake_stopped or (
             self.watcher is not None and self.watcher.paused
         )
         restart = self.restart_required
         if restart:
             warnings.append(restart)
-        snap.last_error = next((e for e in errors if e), None)
-        if snap.last_error != self._last_error[0]:
-            self._last_error = (snap.last_error, time.time() if snap.last_error else None)
-        snap.last_error_at = self._last_error[1]
+        newest = self._newest_error(errors)
+        if newest is not None:
+            snap.last_error, snap.last_error_at = newest
         snap.warnings = list(dict.fromkeys(warnings))
         return snap
