@@ -15,8 +15,8 @@ import pytest
 from pywats_client import _pidlock
 from pywats_client.cli import main
 from pywats_client.cli._output import console
-from pywats_client.cli._worker_pid import running_worker_pid
 from pywats_client.core import ClientConfig, acquire_instance_lock
+from pywats_client.core._worker_pid import running_worker_pid
 from pywats_client.queue import NewReport, QueueStore
 
 IDS = [f"0000000{i}-aaaa-bbbb-cccc-dddddddddddd" for i in range(3)]

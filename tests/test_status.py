@@ -23,7 +23,7 @@ from pywats_client.cli.status import format_duration
 from pywats_client.errors import FatalError, RegistryError
 from pywats_client.supervisor import InstanceStatus, State, list_instances, status_report
 from pywats_client.supervisor._statusfile import STATUS_NAME, read_status, write_status
-from tests.helpers import run_cli
+from tests.helpers import run_cli, wait_until
 
 TOKEN = "c3VwZXItc2VjcmV0LXRva2Vu"
 
@@ -192,11 +192,67 @@ def test_stale_status_file_means_not_running(tmp_path: Path, stale: str) -> None
     else:
         doc = status_document(pid=os.getpid(), create_time=me.create_time(), updated_at=time.time())
         doc["supervisor"]["exited"] = True
+    doc["instances"][1]["last_error_at"] = time.time() - 60
     write_status(state_dir / STATUS_NAME, doc)
     report = status_report(registry)
     assert not report.supervisor.running
     assert [i.state for i in report.instances] == [State.NOT_RUNNING, State.NOT_RUNNING]
-    assert all(i.pid is None for i in report.instances)
+    assert all(i.pid is None and not i.supervised for i in report.instances)
+    # a GUI tells a crash from a stop, and still sees what was wrong, and since when
+    one, two = report.instances
+    assert one.last_error == "worker was killed by SIGKILL" and one.last_error_at is None
+    assert two.last_error == "boom" and two.last_error_at is not None
+    assert 50 < time.time() - two.last_error_at.timestamp() < 120
+    if stale == "exited":
+        assert report.supervisor.last_error is None
+    else:
+        assert report.supervisor.last_error is not None
+        assert "ended without shutting down" in report.supervisor.last_error
+        assert str(doc["supervisor"]["pid"]) in report.supervisor.last_error
+
+
+def test_the_newest_of_the_process_error_and_the_station_error_shows(tmp_path: Path) -> None:
+    registry = make_registry(tmp_path)
+    me = psutil.Process()
+    now = time.time()
+    state_dir = tmp_path / ".pywats"
+    state_dir.mkdir()
+    doc = status_document(pid=os.getpid(), create_time=me.create_time(), updated_at=now)
+    record = doc["instances"][0]
+    record["last_error"], record["last_error_at"] = "no heartbeat for 31.0 s: worker hung", now - 5
+    record["snapshot"].update(last_error="bad.json: not valid JSON", last_error_at=now - 50)
+    write_status(state_dir / STATUS_NAME, doc)
+    one = list_instances(registry)[0]
+    assert one.last_error == "no heartbeat for 31.0 s: worker hung"
+    assert one.last_error_at is not None and round(one.last_error_at.timestamp()) == round(now - 5)
+    record["snapshot"]["last_error_at"] = now - 1  # then the station's own error came after
+    write_status(state_dir / STATUS_NAME, doc)
+    one = list_instances(registry)[0]
+    assert one.last_error == "bad.json: not valid JSON"
+
+
+@pytest.mark.e2e
+def test_a_station_run_by_hand_shows_as_running_unsupervised(tmp_path: Path) -> None:
+    registry = make_registry(tmp_path)
+    config = tmp_path / "st-1" / "config.json"
+    station = subprocess.Popen(
+        [sys.executable, "-m", "pywats_client", "run", "--config", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(
+            lambda: list_instances(registry)[0].state is State.RUNNING,
+            60,
+            message="the hand-run station shows as running",
+        )
+        one, two = list_instances(registry)
+        assert (one.pid, one.supervised) == (station.pid, False)
+        assert two.state is State.NOT_RUNNING and two.pid is None
+    finally:
+        station.kill()
+        station.wait()
+    assert list_instances(registry)[0].state is State.NOT_RUNNING  # its pid file is stale now
 
 
 def test_status_file_garbage_or_other_format_is_ignored(tmp_path: Path) -> None:

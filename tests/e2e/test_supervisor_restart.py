@@ -112,6 +112,8 @@ def test_hung_worker_is_detected_and_restarted(
         what="st-1 restarted after hanging",
     )
     assert "hung" in record["last_error"]
+    # a GUI shows since when: the hang was seen within this test
+    assert record["last_error_at"] is not None and 0 <= time.time() - record["last_error_at"] < 60
     wait_until(lambda: not alive(hung_pid), 15, message="the hung worker gone")
     assert record["pid"] != hung_pid
     # the healthy instance was left alone

@@ -29,7 +29,7 @@ from pywats_client.cli._output import (
     print_json,
 )
 from pywats_client.cli._registry import add_registry_option, instance_config
-from pywats_client.cli._worker_pid import running_worker_pid
+from pywats_client.core._worker_pid import running_worker_pid
 from pywats_client.core.config import ClientConfig
 from pywats_client.queue import QueueItem, QueueState, QueueStore
 from pywats_client.queue._envelope import iso_to_epoch

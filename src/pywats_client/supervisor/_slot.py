@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,8 @@ class Slot:
     #: Refused because another instance uses the same queue folder: retried when
     #: any config changes, since fixing either side resolves it.
     queue_clash: bool = False
+    #: The lifecycle's last error and the wall-clock time it first showed.
+    _error_seen: tuple[str | None, float | None] = field(default=(None, None), init=False)
 
     @property
     def name(self) -> str:
@@ -74,6 +76,8 @@ class Slot:
         lc = self.lifecycle
         alive = self.handle is not None
         beat = self.heartbeat if alive else None
+        if lc.last_error != self._error_seen[0]:
+            self._error_seen = (lc.last_error, wall if lc.last_error else None)
         restart_in = (
             lc.restart_at - now if lc.phase is Phase.BACKOFF and lc.restart_at is not None else None
         )
@@ -87,6 +91,7 @@ class Slot:
             "restarts": lc.restarts,
             "last_exit": lc.last_exit,
             "last_error": lc.last_error,
+            "last_error_at": self._error_seen[1],
             "last_heartbeat_at": beat.get("ts") if beat else None,
             "heartbeat_age_s": _round(now - lc.last_beat if lc.last_beat is not None else None),
             "next_restart_at": wall + max(0.0, restart_in) if restart_in is not None else None,

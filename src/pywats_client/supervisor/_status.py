@@ -3,9 +3,11 @@
 Works whether or not a supervisor runs. With one, it reads the supervisor's
 ``status.json`` (ages and uptimes advanced to now); without one (or with a
 stale file left by a killed supervisor, detected by pid and process start
-time) every enabled instance is ``not-running`` and its queue counts are read
-cheaply from its queue folders. Nothing here starts a thread or a process,
-and no secret is ever read into the result.
+time) every enabled instance is ``not-running`` - or ``running``, unsupervised,
+when started by hand with ``pywats-client run`` - its queue counts are read
+cheaply from its queue folders, and the last error the supervisor knew is kept
+with its time. Nothing here starts a thread or a process, and no secret is ever
+read into the result.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pywats_client._logging import instance_log_path, registry_log_dir
+from pywats_client.core._worker_pid import running_worker_pid
 from pywats_client.core.config import ClientConfig
 from pywats_client.core.registry import InstanceEntry, Registry
 from pywats_client.core.snapshot import ClientSnapshot
@@ -58,9 +61,13 @@ class InstanceStatus:
 
     ``state`` is a :class:`State` (a ``str`` enum: compare with ``"running"``).
     ``pending``/``failed`` are None when the queue folder cannot be read.
-    ``last_error`` is the process-level error (crash, config, hang) when the
-    instance is not running, else the client's own last error, which it has
-    shown since ``last_error_at``.
+    ``last_error`` is the newest of the process-level error (crash, config,
+    hang) and the station's own last error (a bad file, an outage), shown since
+    ``last_error_at``; with no supervisor running, the last one it recorded.
+    ``supervised`` is False when no supervisor runs: a ``running`` instance is
+    then one started by hand (``pywats-client run``), with its ``pid``.
+    Counters (``converted``, ``errored``, ``uploaded``) count since the worker
+    process started.
     """
 
     name: str
@@ -133,12 +140,13 @@ def status_report(registry: Path | str | Registry) -> StatusReport:
     sup = _supervisor(document)
     records: dict[str, dict[str, Any]] = {}
     elapsed = 0.0
-    if sup.running and document is not None:
+    if document is not None:
         records = {
             r["name"]: r
             for r in document.get("instances", [])
             if isinstance(r, dict) and isinstance(r.get("name"), str)
         }
+    if sup.running and document is not None:
         updated = document.get("supervisor", {}).get("updated_at")
         elapsed = max(0.0, now - updated) if isinstance(updated, (int, float)) else 0.0
     log_dir = log_dir_in_use(registry, document)
@@ -187,14 +195,23 @@ def _supervisor(document: dict[str, Any] | None) -> SupervisorStatus:
     info = document.get("supervisor") if document else None
     if not isinstance(info, dict):
         return SupervisorStatus(running=False)
-    running = _pid_alive(info.get("pid"), info.get("create_time")) and not info.get("exited")
+    exited = bool(info.get("exited"))
+    running = _pid_alive(info.get("pid"), info.get("create_time")) and not exited
+    updated_at = _dt(info.get("updated_at"))
+    last_error = _str(info.get("last_error"))
+    if not running and not exited:
+        seen = f" (last status {updated_at.isoformat(timespec='seconds')})" if updated_at else ""
+        last_error = (
+            f"the supervisor (pid {info.get('pid')}) ended without shutting down{seen}: killed, "
+            "crashed or the PC lost power; its stations are not running until it is started again"
+        )
     return SupervisorStatus(
         running=running,
         pid=int(info["pid"]) if running else None,
         started_at=_dt(info.get("started_at")),
-        updated_at=_dt(info.get("updated_at")),
+        updated_at=updated_at,
         metrics_url=_str(info.get("metrics_url")) if running else None,
-        last_error=_str(info.get("last_error")),
+        last_error=last_error,
     )
 
 
@@ -237,21 +254,26 @@ def _instance(
         "log_path": instance_log_path(entry.name, config=config, log_dir=log_dir),
     }
     snapshot: ClientSnapshot | None = None
-    if record is None:
+    if not supervised:
+        by_hand = running_worker_pid(queue_dir) if queue_dir is not None else None
+        if by_hand is not None:
+            state = State.RUNNING
+        else:
+            state = State.NOT_RUNNING if entry.enabled else State.DISABLED
+        last_error, last_error_at = (
+            (config_error, None) if config_error else _last_error(record, _snapshot_of(record))
+        )
+        base.update(state=state, pid=by_hand, last_error=last_error, last_error_at=last_error_at)
+    elif record is None:
         state = State.NOT_RUNNING if entry.enabled else State.DISABLED
         base.update(state=state, last_error=config_error)
     else:
         state = _state(record.get("state"))
-        raw = record.get("snapshot")
-        snapshot = ClientSnapshot.from_dict(raw) if isinstance(raw, dict) and raw else None
+        snapshot = _snapshot_of(record)
         advance = elapsed if state in _RUNNING_STATES else 0.0
         hb_age = record.get("heartbeat_age_s")
         uptime = record.get("uptime_s")
-        process_error = record.get("last_error")
-        last_error: str | None = _str(process_error)
-        last_error_at: datetime | None = None
-        if state in _RUNNING_STATES and snapshot is not None and snapshot.last_error:
-            last_error, last_error_at = snapshot.last_error, _dt(snapshot.last_error_at)
+        last_error, last_error_at = _last_error(record, snapshot)
         base.update(
             state=state,
             pid=record.get("pid"),
@@ -284,6 +306,32 @@ def _instance(
             failed=count_queue_files(queue_dir / "failed"),
         )
     return InstanceStatus(**base)
+
+
+def _snapshot_of(record: dict[str, Any] | None) -> ClientSnapshot | None:
+    raw = record.get("snapshot") if record is not None else None
+    return ClientSnapshot.from_dict(raw) if isinstance(raw, dict) and raw else None
+
+
+def _last_error(
+    record: dict[str, Any] | None, snapshot: ClientSnapshot | None
+) -> tuple[str | None, datetime | None]:
+    """The newer of the supervisor's error for the process and the station's own.
+
+    A worker restarted after a hang must show the hang, not the bad file before
+    it; an outage after a crash must show the outage. An error without a time
+    (a status.json from before times were recorded) ranks oldest.
+    """
+    if record is None:
+        return None, None
+    candidates = [(_str(record.get("last_error")), record.get("last_error_at"))]
+    if snapshot is not None:
+        candidates.append((snapshot.last_error, snapshot.last_error_at))
+    shown = [(text, at if isinstance(at, (int, float)) else 0.0) for text, at in candidates if text]
+    if not shown:
+        return None, None
+    text, at = max(shown, key=lambda error: error[1])
+    return text, _dt(at) if at else None
 
 
 def _str(value: Any) -> str | None:

@@ -1,7 +1,7 @@
 """Whether an instance's worker runs now, read from its queue folder without locking.
 
-The CLI must never take ``<queue>/instance.lock``, not even for an instant to
-test it: a worker starting at that moment would be refused. The lock holder
+Status readers (the CLI, a GUI) must never take ``<queue>/instance.lock``, not
+even for an instant to test it: a worker starting at that moment would be refused. The lock holder
 writes its pid to ``instance.pid`` right after taking the lock and removes the
 file when it lets go; a file left behind by a killed worker names a process
 that is gone, or (pid reused) one that started after the file was written.
