@@ -247,6 +247,24 @@ def test_no_supervisor(registry: Path) -> None:
     assert not control.is_running()
 
 
+def test_a_state_folder_this_user_may_not_read_is_refused_not_a_bare_error(
+    registry: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    status = tmp_path / ".pywats" / "status.json"
+    status.parent.mkdir()
+    status.write_text("{}")
+    original = Path.read_text
+
+    def refuse(self: Path, *args: Any, **kwargs: Any) -> str:
+        if self == status:
+            raise PermissionError(13, "Permission denied", str(self))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", refuse)
+    with pytest.raises(ControlRefused, match="permission denied; run this as the user"):
+        SupervisorControl(registry).restart("st-1")
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="writes a Unix-socket address")
 def test_a_vanished_supervisor_is_not_running(registry: Path, tmp_path: Path) -> None:
     state = tmp_path / ".pywats"

@@ -41,3 +41,4 @@ def test_the_gui_example_polls_and_restarts(tmp_path: Path) -> None:
         assert answer == f"st-1: running, pid {fake.record('st-1')['pid']}"
         fake.crash_on_start.add("st-2")
         assert gui["on_restart_clicked"]("st-2").startswith("worker exited")
+        assert "no-such-station" in gui["on_restart_clicked"]("no-such-station")

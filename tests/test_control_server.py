@@ -163,6 +163,18 @@ def test_a_wrong_key_is_refused_and_logged(
     assert answers(registry)
 
 
+def test_a_client_that_gives_up_mid_handshake_is_no_warning(
+    server: ControlServer, registry: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A GUI whose call timed out while the supervisor was busy: not an intruder.
+    caplog.set_level(logging.INFO, logger="pywats_client.control")
+    with raw(server) as sock:
+        sock.recv(4096)  # the challenge, then the client goes
+    wait_until(lambda: "left during the handshake" in caplog.text, 20, message="logged")
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert answers(registry)
+
+
 def test_a_client_holding_an_old_key_gets_control_refused(
     server: ControlServer, registry: Path
 ) -> None:

@@ -35,6 +35,7 @@ from pywats_client.control._protocol import (
 from pywats_client.control._results import ControlResult, SupervisorInfo
 from pywats_client.control._watchdog import Watchdog
 from pywats_client.core.registry import Registry
+from pywats_client.errors import ConfigError, FatalError
 
 __all__ = ["DEFAULT_TIMEOUT", "DEFAULT_WAIT", "SupervisorControl"]
 
@@ -170,7 +171,12 @@ class SupervisorControl:
     def _no_endpoint(self) -> NoReturn:
         from pywats_client.supervisor import status_report
 
-        supervisor = status_report(self._registry).supervisor
+        try:
+            supervisor = status_report(self._registry).supervisor
+        except ConfigError:
+            raise
+        except FatalError as exc:  # this user may not read the state folder
+            raise ControlRefused(str(exc)) from None
         if supervisor.running:
             raise ControlRefused(
                 f"the supervisor (pid {supervisor.pid}) runs but published no control channel "

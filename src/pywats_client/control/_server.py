@@ -196,7 +196,10 @@ class ControlServer:
                 self.state_dir / ep.KEY_NAME,
             )
             return
-        except (OSError, EOFError, AssertionError, ValueError, struct.error) as exc:
+        except (EOFError, ConnectionError) as exc:  # e.g. a client that gave up waiting on us
+            log.info("control: a client%s left during the handshake (%s)", _peer(conn), exc)
+            return
+        except (OSError, AssertionError, ValueError, struct.error) as exc:
             log.warning(
                 "control: refused a client%s: not the control handshake (%s)", _peer(conn), exc
             )
