@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
+from pywats_client.cli import main
 from pywats_client.core import ClientConfig, WATSClient, acquire_instance_lock
-from pywats_client.errors import InstanceLockedError
+from pywats_client.errors import ConfigError, InstanceLockedError
 from tests._standin import PrivateStandin, StandinClient
 from tests.helpers import async_wait_until
 
@@ -260,6 +261,32 @@ def test_instance_lock_names_the_holder(tmp_path: Path) -> None:
         lock.release()
     assert not (config.queue_dir / "instance.pid").exists()
     acquire_instance_lock(config).release()  # free again
+
+
+def test_a_queue_folder_the_account_may_not_write_is_a_config_error_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The usual install slip: the folder made by an admin, the service run as another account.
+    config = make_config(tmp_path, None)
+    config.queue_dir.mkdir(parents=True)
+
+    class Refused:
+        def acquire(self) -> None:
+            path = str(config.queue_dir / "instance.lock")
+            raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr("pywats_client._pidlock._file_lock", lambda path: Refused())
+    with pytest.raises(ConfigError) as caught:
+        acquire_instance_lock(config)
+    assert caught.value.key == "queue_path"
+    message = str(caught.value)
+    assert f"{config.queue_dir} is not writable for this account" in message
+    assert "instance.lock" in message and "write access" in message
+    config_file = tmp_path / "config.json"
+    config_file.write_text(config.model_dump_json())
+    assert main(["run", "--config", str(config_file)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "is not writable for this account" in err and "this is a bug" not in err
 
 
 def test_load_problems_show_as_warnings_labelled_by_kind(tmp_path: Path) -> None:

@@ -41,7 +41,17 @@ class InstanceLock(PidLock):
                 "fix queue_path or the folder's permissions",
                 key="queue_path",
             ) from None
-        self.take(self._refused)
+        try:
+            self.take(self._refused)
+        except OSError as exc:  # the folder exists, but this account may not write in it
+            self.release()
+            raise ConfigError(
+                f"{self.queue_dir} is not writable for this account ({exc.strerror or exc}: "
+                f"{exc.filename or self.lock_path}); give the account the station runs as "
+                "write access to that folder (or set queue_path to one it may write), "
+                "then start the station again",
+                key="queue_path",
+            ) from None
         return self
 
     def _refused(self, pid: int | None) -> InstanceLockedError:
