@@ -175,6 +175,9 @@ class IntakePipeline:
         self._make_item = make_item
         self._on_queued = on_queued
         self._batch_size = batch_size
+        #: Halved after each batch that could not be queued (a nearly full disk
+        #: takes a few reports where it refuses many), doubled back after a success.
+        self._batch_limit = batch_size
         self._stuck_limit = stuck_limit
         self._zip_limit = zip_limit
         self._retry_delay = enqueue_retry_delay
@@ -279,8 +282,8 @@ class IntakePipeline:
         try:
             while self._rerun and not self._stop_taking.is_set():
                 batch, self._rerun = (
-                    self._rerun[: self._batch_size],
-                    self._rerun[self._batch_size :],
+                    self._rerun[: self._batch_limit],
+                    self._rerun[self._batch_limit :],
                 )
                 staged = await self._convert_stage(batch, recovering=True)
                 if staged is not None:
@@ -293,7 +296,7 @@ class IntakePipeline:
                 room = await self._room_in_queue()
                 if room == 0:
                     continue
-                batch = await self._next_batch(min(room, self._batch_size))
+                batch = await self._next_batch(min(room, self._batch_limit))
                 if batch:
                     # Convert this batch while the previous one is being committed.
                     staged = await self._convert_stage(batch)
@@ -404,6 +407,7 @@ class IntakePipeline:
         except _EnqueueFailed as failed:
             await self._enqueue_failed(batch, journal, failed.cause)
             return
+        self._batch_limit = min(self._batch_size, self._batch_limit * 2)
         if self._on_queued is not None and any(d.conversion for d in staged.results):
             self._on_queued()
         for src in batch:
@@ -557,6 +561,11 @@ class IntakePipeline:
         self, batch: list[SourceFile], journal: Path | None, exc: BaseException
     ) -> None:
         message = f"cannot queue reports ({type(exc).__name__}: {exc}); sources stay in place"
+        if isinstance(exc, PermissionError):
+            message += (
+                f"; give the account the station runs as write access to {self.config.queue_dir}"
+            )
+        self._batch_limit = max(1, len(batch) // 2)
         log.error("%s; retrying in %g s", message, self._retry_delay)
         self.stats.last_error = message
         self.stats.warnings["enqueue"] = message
