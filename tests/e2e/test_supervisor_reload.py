@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e._supervisor import SupervisorRun, alive, registry, station, supervisor_runs
+from tests.e2e._supervisor import (
+    SupervisorRun,
+    alive,
+    drop,
+    registry,
+    station,
+    supervisor_runs,
+)
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -57,10 +64,18 @@ def test_registry_and_config_edits_apply_to_the_changed_instances_only(
     assert sup.instance("st-1")["pid"] == before["st-1"]
     st3 = sup.instance("st-3")["pid"]
 
+    drop(tmp_path / "st-1" / "in", "SN-LEFT")  # offline: it stays queued
+    sup.wait(lambda i: (i["st-1"].get("snapshot") or {}).get("pending") == 1, 30, "queued")
     registry(tmp_path, ["st-2", "st-3"], disabled=("st-3",))  # remove st-1, disable st-3
     sup.wait(lambda i: "st-1" not in i and i["st-3"]["state"] == "disabled", 30, "removal")
     wait_until(lambda: not alive(before["st-1"]) and not alive(st3), 15, message="workers gone")
     assert sup.instance("st-3")["pid"] is None
+    # the operator is told what the removed station left unsent, and how to send it
+    log = tmp_path / "logs" / "supervisor.log"
+    wait_until(lambda: "not yet uploaded" in log.read_text(), 15, message="the warning")
+    warning = " ".join(line for line in log.read_text().splitlines() if "not yet uploaded" in line)
+    assert "st-1: removed from the registry with 1 report(s)" in warning
+    assert "pywats-client run --config" in warning
 
     # an invalid edit is reported and changes nothing
     steady = pids_and_states(sup)

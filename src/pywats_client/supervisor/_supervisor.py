@@ -54,6 +54,7 @@ from pywats_client.supervisor._states import (
     Timing,
     describe_exit,
 )
+from pywats_client.supervisor._status import count_queue_files
 from pywats_client.supervisor._statusfile import STATUS_FORMAT, STATUS_NAME, write_status
 from pywats_client.supervisor._wait import wait_any
 from pywats_client.supervisor.worker import DEFAULT_RUNTIME, WorkerSpec
@@ -448,6 +449,8 @@ class Supervisor:
                 entry = self.registry.get(slot.name)
                 if entry is not None and not self._shutting_down:  # re-added meanwhile
                     self._add_slot(entry, now)
+                else:
+                    _warn_of_stranded_reports(slot)
 
     def _perform(self, slot: Slot, action: Action, now: float) -> None:
         lc = slot.lifecycle
@@ -823,3 +826,20 @@ def _own_create_time() -> float | None:
         return float(psutil.Process().create_time())
     except psutil.Error:  # denied on a locked-down host: staleness then uses the pid only
         return None
+
+
+def _warn_of_stranded_reports(slot: Slot) -> None:
+    """A station taken out of the registry before its queue drained: say what is left."""
+    if slot.queue_path is None:
+        return
+    pending = count_queue_files(slot.queue_path / "pending")
+    if pending:
+        log.warning(
+            "%s: removed from the registry with %d report(s) not yet uploaded in %s; they are "
+            "sent only when the station runs again: add it back to the registry, or run it "
+            "once by hand (pywats-client run --config %s) until its queue is empty",
+            slot.name,
+            pending,
+            slot.queue_path / "pending",
+            slot.config_path,
+        )
