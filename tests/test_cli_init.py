@@ -17,6 +17,9 @@ def test_init_takes_a_relative_watch_folder_from_where_it_runs(
     monkeypatch.chdir(tmp_path)
     config = tmp_path / "stations" / "st-1.json"
     config.parent.mkdir()
-    assert main(["init", "--config", str(config), "--watch", "in", "--watch", "D:\\Results"]) == 0
+    args = ["--watch", "in", "--watch", "D:\\Results", "--watch", "../up/../over/./eol"]
+    assert main(["init", "--config", str(config), *args]) == 0
     written = json.loads(config.read_text(encoding="utf-8"))
-    assert written["watch_paths"] == [str(tmp_path / "in"), "D:\\Results"]
+    # stored as the folder it names, so status and logs show a path an operator recognises
+    over = str(tmp_path.parent / "over" / "eol")
+    assert written["watch_paths"] == [str(tmp_path / "in"), "D:\\Results", over]

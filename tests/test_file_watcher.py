@@ -568,8 +568,15 @@ def test_missing_watch_folder_is_created_and_said_so(
         watcher = FileWatcher(config)
         await watcher.start()
         try:
-            assert (tmp_path / "later" / "in").is_dir()
-            assert watcher.problems == []
+            created = tmp_path / "later" / "in"
+            assert created.is_dir()
+            # status shows it too, until a file arrives there
+            assert watcher.problems == [
+                f"watch folder {created} did not exist and was created; no file has arrived "
+                "there yet (if the tester writes elsewhere, fix watch_paths)"
+            ]
+            (created / "a.json").write_text("{}")
+            await async_wait_until(lambda: watcher.problems == [], 15, message="cleared")
         finally:
             await watcher.stop()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path, PureWindowsPath
 from typing import Any
@@ -77,4 +78,4 @@ def _from_here(path: Path) -> str:
     """
     if path.is_absolute() or PureWindowsPath(path).anchor:
         return str(path)
-    return str(Path.cwd() / path)
+    return os.path.normpath(Path.cwd() / path)  # ../../results/eol: the folder it names

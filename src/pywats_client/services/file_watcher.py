@@ -375,6 +375,8 @@ class FileWatcher:
     ) -> None:
         if st is not None:
             self._count_seen(path)
+        if self._problems:
+            self._problems.pop(f"created:{root.path}", None)
         self._deferred.discard(path)
         self._tracker.add(path, root, now, st)
 
@@ -447,6 +449,11 @@ class FileWatcher:
                     "watch folder %s did not exist; created it (if the tester writes "
                     "elsewhere, fix watch_paths)",
                     root.path,
+                )
+                # ...and in status too, until the first file arrives there.
+                self._problems[f"created:{root.path}"] = (
+                    f"watch folder {root.path} did not exist and was created; no file has "
+                    "arrived there yet (if the tester writes elsewhere, fix watch_paths)"
                 )
             except OSError as exc:
                 self._problems[f"folder:{root.path}"] = (
