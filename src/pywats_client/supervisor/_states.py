@@ -375,14 +375,14 @@ class Lifecycle:
                 if now - self.spawned_at >= t.startup_grace:
                     self.last_error = (
                         f"no heartbeat within startup_grace ({t.startup_grace:g} s) after start; "
-                        "worker restarted"
+                        "restarting the worker"
                     )
                     self._enter_stopping(StopReason.HUNG)
                     return self.poll(now)
             elif now - self.last_beat >= t.heartbeat_timeout:
                 self.last_error = (
                     f"no heartbeat for {now - self.last_beat:.1f} s (heartbeat_timeout "
-                    f"{t.heartbeat_timeout:g} s): worker hung; restarted"
+                    f"{t.heartbeat_timeout:g} s): worker hung; restarting it"
                 )
                 self._enter_stopping(StopReason.HUNG)
                 return self.poll(now)
