@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -160,6 +161,41 @@ def test_last_error_is_the_newest_so_an_outage_is_not_hidden_behind_an_old_bad_f
             assert (after.last_error, after.last_error_at) == (bad.last_error, bad.last_error_at)
         finally:
             await client.stop(timeout=2)
+
+    run(body)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="names that are not UTF-8 need Linux")
+def test_file_names_that_are_not_utf8_do_not_stop_the_station(
+    tmp_path: Path, standin: StandinClient
+) -> None:
+    # A tester writing raw bytes in a name: the intake loop died on it, then crash-looped.
+    config = make_config(tmp_path, standin)
+    watch = tmp_path / "in"
+    watch.mkdir()
+    broken = os.fsdecode(b"broken-\xff.json")  # as Python sees such a name
+    for name, text in (
+        (os.fsdecode(b"SN-BYTES-\xff\xfe.json"), json.dumps(wsjf("SN-BYTES"))),
+        (broken, "{not json"),
+        ("SN-PLAIN.json", json.dumps(wsjf("SN-PLAIN"))),
+    ):
+        (watch / name).write_text(text, encoding="utf-8")
+
+    async def body() -> None:
+        client = WATSClient(config)
+        await client.start()
+        try:
+            await until(lambda: client.snapshot().uploaded == 2, what="both valid ones uploaded")
+            await until(lambda: client.snapshot().errored == 1, what="the broken one parked")
+            assert client.intake is not None and client.intake.running
+        finally:
+            await client.stop()
+        reports = standin.reports()
+        assert sorted(r["sn"] for r in reports) == ["SN-BYTES", "SN-PLAIN"]
+        error = watch / "Error"
+        assert sorted(p.name for p in error.iterdir()) == [broken, broken + ".error.txt"]
+        reason = (error / (broken + ".error.txt")).read_text(encoding="utf-8")
+        assert "broken-\\udcff.json" in reason
 
     run(body)
 

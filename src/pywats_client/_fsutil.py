@@ -170,7 +170,8 @@ def atomic_write_text(
     """
     if for_people and _IS_WINDOWS:
         text = text.replace("\r\n", "\n").replace("\n", "\r\n")
-    atomic_write_bytes(path, text.encode("utf-8"), sync_dir=sync_dir)
+    # backslashreplace: a file name that is not valid UTF-8 shows as \udcff, not a crash
+    atomic_write_bytes(path, text.encode("utf-8", "backslashreplace"), sync_dir=sync_dir)
 
 
 def unique_path(folder: Path, name: str) -> Path:

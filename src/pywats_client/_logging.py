@@ -263,7 +263,11 @@ def configure_logging(
             ensure_private_dir(log_file.parent)
             handlers.append(
                 _PrivateRotatingFileHandler(
-                    log_file, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
+                    log_file,
+                    maxBytes=max_bytes,
+                    backupCount=backups,
+                    encoding="utf-8",
+                    errors="backslashreplace",  # a file name that is not valid UTF-8
                 )
             )
         except OSError as exc:

@@ -104,11 +104,14 @@ class QueueItem:
 
 
 def encode_item(envelope: Envelope, report: dict[str, Any]) -> bytes:
+    # A file name that is not valid UTF-8 (bytes a Linux tester wrote, a lone
+    # surrogate on Windows) is carried as a JSON \uXXXX escape, which reads back
+    # as the same name, instead of stopping the station.
     return json.dumps(
         {"envelope": asdict(envelope), "report": report},
         ensure_ascii=False,
         separators=(",", ":"),
-    ).encode("utf-8")
+    ).encode("utf-8", "backslashreplace")
 
 
 def _envelope_from(data: Any) -> Envelope:
