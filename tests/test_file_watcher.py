@@ -553,6 +553,37 @@ def test_reading_a_result_file_makes_no_events(tmp_path: Path) -> None:
     assert not seen & {"opened", "closed_no_write"}, seen
 
 
+def test_a_new_file_under_a_claimed_name_is_taken_once_the_old_one_is_released(
+    tmp_path: Path,
+) -> None:
+    # Found by an adversarial review: a tester re-using one name wrote the next result
+    # while the last was still being moved to Done; its events were dropped, and it
+    # waited for the next rescan (or was overwritten by the one after it: lost).
+    config = make_config(tmp_path, rescan_interval=300.0)
+    watch = tmp_path / "in"
+
+    async def body() -> None:
+        watcher = FileWatcher(config)
+        await watcher.start()
+        try:
+            (watch / "Done").mkdir()
+            (watch / "result.txt").write_text("first")
+            (first,) = await collect(watcher, 1)
+            first.path.rename(watch / "Done" / "result.txt")  # the intake's move
+            (watch / "result.txt").write_text("second")  # the tester, at once
+            (watch / "marker.txt").write_text("x")  # events come in order: once this is
+            (marker,) = await collect(watcher, 1)  # ready, those of "second" were handled
+            assert marker.path.name == "marker.txt"
+            watcher.release(first.path)  # the batch is done only now
+            (second,) = await collect(watcher, 1, timeout=15.0)
+            assert second.path == watch / "result.txt"
+            assert second.path.read_text() == "second"
+        finally:
+            await watcher.stop()
+
+    run(body)
+
+
 def test_missing_watch_folder_is_created_and_said_so(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -182,6 +182,9 @@ class FileWatcher:
         self._observer_retry_at = 0.0
         self._ready: deque[SourceFile] = deque()
         self._claimed: set[Path] = set()
+        #: Claimed paths that had events meanwhile: a tester re-using one name may
+        #: write the next result while the last is still being moved to Done.
+        self._stirred: set[Path] = set()
         #: When each path was last released (a scan started earlier may still list it).
         self._released: dict[Path, float] = {}
         self._seen: set[Path] = set()
@@ -272,6 +275,9 @@ class FileWatcher:
         self._claimed.discard(path)
         self._seen.discard(path)
         self._released[path] = time.monotonic()
+        if path in self._stirred:
+            self._stirred.discard(path)
+            self.notice(path)
 
     def notice(self, path: Path) -> None:
         """Look at ``path`` again soon, as if an event named it (e.g. rewritten while claimed)."""
@@ -361,6 +367,7 @@ class FileWatcher:
             elif not self.rules.accepts(path.name):
                 continue
             if path in self._claimed:
+                self._stirred.add(path)
                 continue
             if path in self._tracker:
                 self._tracker.touch(path)
