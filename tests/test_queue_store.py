@@ -307,6 +307,43 @@ def test_corrupt_files_are_quarantined_and_never_block_the_rest(tmp_path: Path) 
     assert fresh.counts().pending == 1
 
 
+_KILL_BEFORE_THE_QUARANTINE_REASON = """
+import errno, os, signal, sys
+from pathlib import Path
+from pywats_client.queue import QueueStore
+from pywats_client.queue import store as store_module
+
+q = Path(sys.argv[1])
+(q / "pending").mkdir(parents=True)
+(q / "pending" / sys.argv[2]).write_bytes(b'{"envelope": {"id": "x"')  # truncated
+def full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+store_module.atomic_write_text = full  # the reason waits for space...
+store = QueueStore(q)
+assert store.claim() is None  # quarantined, reason deferred
+os.kill(os.getpid(), signal.SIGKILL)  # ...and the station is killed meanwhile
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+def test_a_quarantine_reason_lost_to_a_kill_is_written_at_the_next_start(tmp_path: Path) -> None:
+    # Found by the torture suite: disk full, then a kill, left a file unexplained.
+    name = make_name(1, "truncated")
+    child = subprocess.run(
+        [sys.executable, "-c", _KILL_BEFORE_THE_QUARANTINE_REASON, str(tmp_path / "q"), name],
+        capture_output=True,
+        timeout=60,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr.decode()
+    quarantine = tmp_path / "q" / "quarantine"
+    assert files_in(quarantine) == [name]  # quarantined, no reason
+
+    store = QueueStore(tmp_path / "q")
+    assert sorted(files_in(store.quarantine_dir)) == [name, name + ".reason.txt"]
+    reason = (store.quarantine_dir / (name + ".reason.txt")).read_text()
+    assert "not valid JSON (truncated or damaged?)" in reason and name in reason
+
+
 def test_leftover_temp_files_are_removed_at_start(tmp_path: Path) -> None:
     store = QueueStore(tmp_path / "q")
     (store.tmp_dir / f"x.json.1234{TEMP_SUFFIX}").write_bytes(b"{")

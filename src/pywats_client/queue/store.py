@@ -131,6 +131,8 @@ class QueueStore:
         #: Names dead-lettered whose pending copy could not be removed yet (held open
         #: on Windows): never uploaded again, removed by :meth:`flush` once free.
         self._stranded: set[str] = set()
+        #: Quarantine reasons a full disk refused, written by a later call.
+        self._unwritten_reasons: dict[Path, str] = {}
         if maintenance:
             self._sweep()
 
@@ -150,7 +152,6 @@ class QueueStore:
         self._changes = 0
         self._synced = 0
         self._trash: list[Path] = []  # accepted reports waiting for flush() to delete them
-        self._unwritten_reasons: dict[Path, str] = {}  # quarantine reasons a full disk refused
 
     # --- maintenance ------------------------------------------------------------
 
@@ -161,6 +162,33 @@ class QueueStore:
         if removed:
             log.info("removed %d temp file(s) left by interrupted writes in %s", removed, self.path)
         self._finish_interrupted_dead_letters()
+        self._restore_quarantine_reasons()
+
+    def _restore_quarantine_reasons(self) -> None:
+        """Write the reason of a file quarantined by a run that stopped before it could.
+
+        A full disk defers the reason file, and the deferral lives in memory
+        only: a kill meanwhile would leave the file in quarantine/ unexplained.
+        The reason is found again by reading the file as the queue did.
+        """
+        try:
+            names = {p.name for p in self.quarantine_dir.iterdir() if p.is_file()}
+        except OSError:
+            return
+        for name in names:
+            if name.endswith((_REASON_SUFFIX, TEMP_SUFFIX)) or name + _REASON_SUFFIX in names:
+                continue
+            try:
+                decode_item((self.quarantine_dir / name).read_bytes())
+                reason = "it could not be used (the reason was lost when the station stopped)"
+            except CorruptQueueFile as exc:
+                reason = str(exc)
+            except OSError:
+                continue
+            self._unwritten_reasons[self.quarantine_dir / (name + _REASON_SUFFIX)] = (
+                _quarantine_note(name, reason)
+            )
+        self._write_reasons_locked()
 
     def _finish_interrupted_dead_letters(self) -> None:
         """Remove a pending report that also sits, under the same name, in ``failed/``.
@@ -622,12 +650,9 @@ class QueueStore:
             return
         self._pending = max(0, self._pending - 1) if due_ns_of(name) is not None else self._pending
         self._quarantined += 1
-        text = (
-            f"{epoch_to_iso(time.time())}: {name} was moved here from pending/ because it "
-            f"cannot be used: {reason}.\nIts report was not uploaded. If you can repair the "
-            "file, move it back into pending/; otherwise keep it for diagnosis or delete it.\n"
+        self._unwritten_reasons[self.quarantine_dir / (target.name + _REASON_SUFFIX)] = (
+            _quarantine_note(name, reason)
         )
-        self._unwritten_reasons[self.quarantine_dir / (target.name + _REASON_SUFFIX)] = text
         self._write_reasons_locked()
         with contextlib.suppress(OSError):
             fsync_dir(self.pending_dir)
@@ -741,3 +766,11 @@ def _count_files(folder: Path, accept: Callable[[str], bool]) -> int:
             return sum(1 for e in entries if accept(e.name))
     except FileNotFoundError:
         return 0
+
+
+def _quarantine_note(name: str, reason: str) -> str:
+    return (
+        f"{epoch_to_iso(time.time())}: {name} was moved here from pending/ because it "
+        f"cannot be used: {reason}.\nIts report was not uploaded. If you can repair the "
+        "file, move it back into pending/; otherwise keep it for diagnosis or delete it.\n"
+    )
