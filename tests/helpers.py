@@ -14,7 +14,9 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
+
+import pytest
 
 T = TypeVar("T")
 
@@ -94,3 +96,15 @@ def run_cli(
         timeout=timeout,
         check=False,
     )
+
+
+def refuse_reading(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
+    """Make ``path.read_text()`` fail as another user's file would (tests run as root)."""
+    original = Path.read_text
+
+    def refuse(self: Path, *args: Any, **kwargs: Any) -> str:
+        if self == path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", refuse)

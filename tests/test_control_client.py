@@ -25,6 +25,7 @@ from pywats_client.control._server import ControlServer
 from pywats_client.errors import ConfigError, FatalError, RetryableError
 from pywats_client.supervisor import State
 from tests._control_fakes import FakeSupervisor, serving, write_registry
+from tests.helpers import refuse_reading
 
 NAMES = ["st-1", "st-2", "st-3"]
 
@@ -253,14 +254,7 @@ def test_a_state_folder_this_user_may_not_read_is_refused_not_a_bare_error(
     status = tmp_path / ".pywats" / "status.json"
     status.parent.mkdir()
     status.write_text("{}")
-    original = Path.read_text
-
-    def refuse(self: Path, *args: Any, **kwargs: Any) -> str:
-        if self == status:
-            raise PermissionError(13, "Permission denied", str(self))
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(Path, "read_text", refuse)
+    refuse_reading(monkeypatch, status)
     with pytest.raises(ControlRefused, match="permission denied; run this as the user"):
         SupervisorControl(registry).restart("st-1")
 

@@ -23,7 +23,7 @@ from pywats_client.cli.status import format_duration
 from pywats_client.errors import FatalError, RegistryError
 from pywats_client.supervisor import InstanceStatus, State, list_instances, status_report
 from pywats_client.supervisor._statusfile import STATUS_NAME, read_status, write_status
-from tests.helpers import run_cli, wait_until
+from tests.helpers import refuse_reading, run_cli, wait_until
 
 TOKEN = "c3VwZXItc2VjcmV0LXRva2Vu"
 
@@ -387,14 +387,7 @@ def test_unreadable_status_file_says_permission_denied(
 ) -> None:
     path = tmp_path / STATUS_NAME
     write_status(path, {"format": 1})
-    original = Path.read_text
-
-    def refuse(self: Path, *args: Any, **kwargs: Any) -> str:
-        if self == path:
-            raise PermissionError(13, "Permission denied", str(self))
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(Path, "read_text", refuse)
+    refuse_reading(monkeypatch, path)
     with pytest.raises(FatalError, match="permission denied; run this as the user"):
         read_status(path)
 
