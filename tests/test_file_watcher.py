@@ -501,6 +501,35 @@ def test_a_dead_observer_is_rebuilt(tmp_path: Path) -> None:
     run(body)
 
 
+def test_a_watch_folder_moved_away_and_made_again_is_watched_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Found by an adversarial review: `mv in in-old; mkdir in` left the events on the
+    # old folder for good, and files waited for each rescan (300 s here: never).
+    config = make_config(tmp_path, ready_after=0.1, rescan_interval=300.0)
+    watch = config.watch_dirs[0]
+
+    async def body() -> None:
+        watcher = FileWatcher(config, health_interval=0.2)
+        await watcher.start()
+        try:
+            await async_wait_until(lambda: watcher.rescans >= 1, 15, message="first scan")
+            watch.rename(tmp_path / "in-old")
+            watch.mkdir()
+            await async_wait_until(
+                lambda: watcher.observer_restarts > 0, 15, message="the observer rebuilt"
+            )
+            (watch / "a.json").write_text("{}")
+            [item] = await collect(watcher, 1)
+            assert item.path == watch / "a.json"
+        finally:
+            await watcher.stop()
+
+    with caplog.at_level(logging.WARNING):
+        run(body)
+    assert f"watch folder {watch} was replaced" in caplog.text
+
+
 class RecordingObserver(Observer):  # type: ignore[misc,valid-type]
     """The real observer, keeping the type of every event it delivers."""
 

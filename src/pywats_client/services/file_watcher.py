@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import stat
 import threading
 import time
 from collections import deque
@@ -178,6 +179,9 @@ class FileWatcher:
         self._ready_cap = ready_buffer
         self._observer_factory: Callable[[], _ObserverLike] = observer_factory or Observer
         self._observer: _ObserverLike | None = None
+        #: (st_dev, st_ino) of each root when its events were set up: a folder
+        #: moved away and made again is another folder, whose events nobody watches.
+        self._watched: dict[Path, tuple[int, int]] = {}
         self._observer_backoff = 1.0
         self._observer_retry_at = 0.0
         self._ready: deque[SourceFile] = deque()
@@ -476,9 +480,12 @@ class FileWatcher:
         observer = self._observer_factory()
         observer.daemon = True
         handler = _Handler(self._hints)
+        self._watched = {}
         for root in self.roots:
-            if not root.path.is_dir():
+            identity = _identity(root.path)
+            if identity is None:
                 continue
+            self._watched[root.path] = identity
             try:
                 observer.schedule(
                     handler, str(root.path), recursive=root.recursive, event_filter=_EVENT_FILTER
@@ -502,29 +509,39 @@ class FileWatcher:
         self._problems.pop("observer", None)
         self._observer = observer
 
-    def _observer_healthy(self) -> bool:
+    def _observer_problem(self) -> str | None:
+        """Why the file events cannot be trusted now, or None."""
         observer = self._observer
         if observer is None or not observer.is_alive():
-            return False
+            return "file event observer stopped"
         try:
             emitters = list(observer.emitters)
         except Exception:  # noqa: BLE001 - a broken observer is an unhealthy one
-            return False
+            return "file event observer is broken"
         if not all(e.is_alive() for e in emitters):
-            return False
-        existing = sum(1 for root in self.roots if root.path.is_dir())
-        return len(emitters) >= existing
+            return "file event observer stopped"
+        existing = 0
+        for root in self.roots:
+            identity = _identity(root.path)
+            if identity is None:
+                continue
+            existing += 1
+            watched = self._watched.get(root.path)
+            if watched is not None and watched != identity:
+                return f"watch folder {root.path} was replaced (moved away and made again)"
+        return None if len(emitters) >= existing else "a watch folder has no file events yet"
 
     async def _check_observer(self, now: float) -> None:
         """Rebuild the observer if its thread (or an emitter) died, with capped backoff."""
-        if await asyncio.to_thread(self._observer_healthy):
+        problem = await asyncio.to_thread(self._observer_problem)
+        if problem is None:
             self._observer_backoff = 1.0
             return
         if now < self._observer_retry_at:
             return
         old, self._observer = self._observer, None
         if old is not None:
-            log.warning("file event observer stopped; rebuilding it")
+            log.warning("%s; rebuilding the file event observer", problem)
             await asyncio.to_thread(_stop_observer, old)
         await asyncio.to_thread(self._ensure_folders)
         await asyncio.to_thread(self._start_observer)
@@ -539,6 +556,15 @@ class FileWatcher:
             del self._problems[key]
         for n, message in enumerate(dict.fromkeys(messages)):
             self._problems[f"{kind}:{n}"] = message
+
+
+def _identity(folder: Path) -> tuple[int, int] | None:
+    """The folder's (device, inode), or None if it is not a folder now."""
+    try:
+        st = folder.stat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISDIR(st.st_mode) else None
 
 
 def _stop_observer(observer: _ObserverLike) -> None:
