@@ -1010,9 +1010,8 @@ def test_no_converter_hint_names_the_patterns_key(tmp_path: Path) -> None:
         manager_for(tmp_path, builtins=True).convert(source)
     message = str(caught.value)
     assert "picky (declined)" in message
-    assert "; or if picky should take it, check what its can_convert looks for; or add '*.res'" in (
-        message
-    )
+    assert "; or if picky should take it, check what its can_convert looks for (" in message
+    assert "raise ready_after, or use ready_marker); or add '*.res'" in message
 
 
 SETUP_PROBLEMS = """

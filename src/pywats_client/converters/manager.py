@@ -586,7 +586,9 @@ def _no_converter_hint(path: Path, candidates: list[Candidate]) -> str:
     declined = [c.name for c in candidates if not c.reason.startswith(_NO_MATCH)]
     if declined:
         hints.append(
-            f"if {' or '.join(declined)} should take it, check what its can_convert looks for"
+            f"if {' or '.join(declined)} should take it, check what its can_convert looks for "
+            "(a file it usually takes may have been read before the tester finished writing "
+            "it: then raise ready_after, or use ready_marker)"
         )
     if len(declined) < len(candidates):
         glob = f"*{path.suffix.lower()}" if path.suffix else path.name

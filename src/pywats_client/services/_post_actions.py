@@ -120,7 +120,9 @@ class ErrorReport:
         lines += [
             "",
             "What to do: fix the file or the converter, then move the file back into the "
-            "watch folder to process it again.",
+            "watch folder to process it again. If the file looks complete now, the tester "
+            "may still have been writing it when it was read: raise ready_after (or use "
+            "ready_marker), then move it back.",
         ]
         return "\n".join(lines) + "\n"
 
