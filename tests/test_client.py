@@ -200,6 +200,29 @@ def test_file_names_that_are_not_utf8_do_not_stop_the_station(
     run(body)
 
 
+def test_a_quarantined_queue_file_is_counted_and_warned_about(
+    tmp_path: Path, standin: StandinClient
+) -> None:
+    config = make_config(tmp_path, standin)
+    pending = tmp_path / "queue" / "pending"
+    pending.mkdir(parents=True)
+    (pending / "01700000000000000000-0a0b0c0d-1111-2222-3333-444455556666.json").write_text("{")
+    drop(tmp_path / "in", "SN-1")
+
+    async def body() -> None:
+        client = WATSClient(config)
+        await client.start()
+        try:
+            await until(lambda: client.snapshot().uploaded == 1, what="the good one uploaded")
+            await until(lambda: client.snapshot().quarantined == 1, what="the bad one set aside")
+            (warning,) = [w for w in client.snapshot().warnings if "quarantine" in w]
+            assert "1 queue file(s)" in warning and ".reason.txt" in warning
+        finally:
+            await client.stop()
+
+    run(body)
+
+
 def test_auto_submit_false_queues_without_uploading(tmp_path: Path, standin: StandinClient) -> None:
     config = make_config(tmp_path, standin, auto_submit=False, ping_interval=0.2)
     drop(tmp_path / "in", "SN-1")

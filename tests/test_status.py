@@ -486,6 +486,21 @@ def test_an_old_error_shows_its_age(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "(1h01m ago) bad.xml: no serial" in row
 
 
+def test_cli_status_shows_what_a_running_station_warns_about(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    registry = make_registry(tmp_path)
+    (tmp_path / ".pywats").mkdir()
+    doc = status_document(
+        pid=os.getpid(), create_time=psutil.Process().create_time(), updated_at=time.time()
+    )
+    doc["instances"][0]["snapshot"]["warnings"] = ["2 queue file(s) in q/quarantine cannot be read"]
+    assert write_status(tmp_path / ".pywats" / STATUS_NAME, doc)
+    assert main(["status", "--registry", str(registry)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "st-1: 2 queue file(s) in q/quarantine cannot be read" in out
+
+
 def test_cli_status_piped_keeps_every_column_on_one_line(tmp_path: Path) -> None:
     """`pywats-client status | cat` in an 80-column terminal."""
     registry = running_supervisor_with_long_values(tmp_path)

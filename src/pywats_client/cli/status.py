@@ -127,6 +127,10 @@ def render(report: Any, path: Path) -> RenderableType:
         ]
 
     parts.append(Fit(layouts))
+    for inst in instances:  # what a station says needs a look, though it runs
+        for warning in inst.snapshot.warnings if inst.snapshot is not None else []:
+            line = Text.assemble((inst.name, "bold"), ": ", (warning, "yellow"))
+            parts.append(Padding(line, (0, 0, 0, 2)))
     return Group(*parts)
 
 

@@ -233,6 +233,13 @@ class WATSClient:
             snap.failed = counts.failed
             snap.in_backoff = counts.in_backoff
             snap.in_flight = counts.in_flight
+            snap.quarantined = counts.quarantined
+            if counts.quarantined:
+                warnings.append(
+                    f"{counts.quarantined} queue file(s) in {self.store.quarantine_dir} cannot "
+                    "be read and are not sent; the .reason.txt beside each says why "
+                    "(docs/troubleshooting.md)"
+                )
         if self.queue is not None:
             snap.uploaded = self.queue.uploaded
             snap.rejected = self.queue.rejected

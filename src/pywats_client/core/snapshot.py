@@ -40,6 +40,8 @@ class ClientSnapshot:
     failed: int = 0
     in_backoff: int = 0
     in_flight: int = 0
+    #: Queue files that could not be read, set aside in ``<queue>/quarantine``.
+    quarantined: int = 0
     connection: ConnectionState = "unknown"
     connection_since: float | None = None
     server_version: str | None = None

@@ -34,6 +34,7 @@ _SNAPSHOT_COUNTERS = (
 _SNAPSHOT_GAUGES = (
     ("pending", "queue_pending", "Reports waiting in the durable queue."),
     ("failed", "queue_failed", "Reports parked in the failed folder."),
+    ("quarantined", "queue_quarantined", "Queue files that cannot be read (never sent)."),
     ("in_flight", "uploads_in_flight", "Uploads in progress."),
 )
 
