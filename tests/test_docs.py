@@ -359,7 +359,7 @@ def test_systemd_unit_stops_the_supervisor_gracefully() -> None:
 
 
 def test_winsw_config_stops_the_supervisor_gracefully() -> None:
-    root = ET.parse(ROOT / "packaging" / "windows" / "pywats-client.xml").getroot()
+    root = ET.parse(ROOT / "packaging" / "windows" / "pywats-client-service.xml").getroot()
     assert root.findtext("stopparentprocessfirst") == "true"
     timeout = root.findtext("stoptimeout") or ""
     assert float(timeout.split()[0]) >= 3 * _graceful_stop_seconds(), timeout
