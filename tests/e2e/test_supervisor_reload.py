@@ -90,6 +90,28 @@ def test_registry_and_config_edits_apply_to_the_changed_instances_only(
     assert pids_and_states(sup) == steady
 
 
+def test_a_renamed_station_keeps_its_queue_without_a_stranded_warning(
+    tmp_path: Path, supervisor_factory: Callable[..., SupervisorRun]
+) -> None:
+    station(tmp_path, "st-1")
+    path = registry(tmp_path, ["st-1"])
+    sup = supervisor_factory(path)
+    sup.wait_running("st-1")
+    drop(tmp_path / "st-1" / "in", "SN-KEPT")  # offline: it stays queued
+    sup.wait(lambda i: (i["st-1"].get("snapshot") or {}).get("pending") == 1, 30, "queued")
+    text = path.read_text().replace('name = "st-1"', 'name = "line-1"')  # same config
+    path.write_text(text)
+    sup.wait(
+        lambda i: "st-1" not in i and (i["line-1"].get("snapshot") or {}).get("pending") == 1,
+        60,
+        "the new name runs the same queue",
+    )
+    sup.wait_status_writes(4)
+    log = (tmp_path / "logs" / "supervisor.log").read_text()
+    assert "st-1: removed from the registry" in log
+    assert "not yet uploaded" not in log
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGHUP is POSIX-only")
 def test_sighup_reloads_without_restarting_unchanged_instances(
     tmp_path: Path, supervisor_factory: Callable[..., SupervisorRun]

@@ -449,8 +449,8 @@ class Supervisor:
                 entry = self.registry.get(slot.name)
                 if entry is not None and not self._shutting_down:  # re-added meanwhile
                     self._add_slot(entry, now)
-                else:
-                    _warn_of_stranded_reports(slot)
+                elif not any(_same_station(other, slot) for other in self._slots.values()):
+                    _warn_of_stranded_reports(slot)  # (a renamed station sends them itself)
 
     def _perform(self, slot: Slot, action: Action, now: float) -> None:
         lc = slot.lifecycle
@@ -826,6 +826,13 @@ def _own_create_time() -> float | None:
         return float(psutil.Process().create_time())
     except psutil.Error:  # denied on a locked-down host: staleness then uses the pid only
         return None
+
+
+def _same_station(one: Slot, other: Slot) -> bool:
+    """Another name for the same station: a rename keeps the config (and so the queue)."""
+    return one.config_path == other.config_path or (
+        one.queue_path is not None and one.queue_path == other.queue_path
+    )
 
 
 def _warn_of_stranded_reports(slot: Slot) -> None:
