@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from pywats_client.errors import RegistryError
+from pywats_client.supervisor import list_instances
 from tests.e2e._supervisor import (
     SupervisorRun,
     alive,
@@ -19,7 +21,7 @@ from tests.e2e._supervisor import (
     station,
     supervisor_runs,
 )
-from tests.helpers import wait_until
+from tests.helpers import run_cli, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -88,6 +90,17 @@ def test_registry_and_config_edits_apply_to_the_changed_instances_only(
     assert "not applied" in doc["supervisor"]["last_error"]
     sup.wait_status_writes(4)  # the supervisor ran on; it restarted nothing
     assert pids_and_states(sup) == steady
+    # ...and the operator is not blind meanwhile: status shows what still runs
+    shown = run_cli("status", "--registry", str(path))
+    assert shown.returncode == 2, shown.stderr
+    out = " ".join(shown.stdout.split())
+    assert "bad name!" in out and "runs on with the last valid version" in out
+    assert "st-2" in out and "running" in out and "Traceback" not in shown.stderr
+    as_json = json.loads(run_cli("status", "--registry", str(path), "--json").stdout)
+    assert "bad name!" in as_json["registry_error"]
+    assert [i["name"] for i in as_json["instances"]] == ["st-2", "st-3"]
+    with pytest.raises(RegistryError):
+        list_instances(path)  # the documented contract stays
 
 
 def test_a_renamed_station_keeps_its_queue_without_a_stranded_warning(

@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pywats_client.cli._layout import FREE_TEXT_MIN, Fit, Layout, free_text_width
-from pywats_client.cli._output import EXIT_OK, console, print_json
+from pywats_client.cli._output import EXIT_OK, EXIT_USAGE, console, print_json
 from pywats_client.cli._registry import add_registry_option, registry_path
 from pywats_client.errors import ConfigError
 
@@ -71,13 +71,14 @@ def _run(args: argparse.Namespace) -> int:
                     "metrics_url": report.supervisor.metrics_url,
                     "last_error": report.supervisor.last_error,
                 },
+                "registry_error": report.registry_error,
                 "instances": [i.to_dict() for i in report.instances],
             }
         )
-        return EXIT_OK
+        return EXIT_USAGE if report.registry_error else EXIT_OK
     if not args.watch:
         console.print(render(report, path))
-        return EXIT_OK
+        return EXIT_USAGE if report.registry_error else EXIT_OK
     return _watch(path, max(0.2, args.interval))
 
 
@@ -113,6 +114,14 @@ def render(report: Any, path: Path) -> RenderableType:
             f" for {path}\nstart one with: pywats-client supervise --registry {path}",
         )
     parts: list[RenderableType] = [header]
+    if report.registry_error:
+        parts.append(
+            Text(
+                f"error: {report.registry_error}\nthe supervisor runs on with the last valid "
+                "version of the registry (shown below); fix the file and it applies it by itself",
+                style="red",
+            )
+        )
     if sup.last_error:
         parts.append(Text(f"supervisor: {sup.last_error}", style="red"))
     instances = list(report.instances)

@@ -22,9 +22,14 @@ from typing import Any
 from pywats_client._logging import instance_log_path, registry_log_dir
 from pywats_client.core._worker_pid import running_worker_pid
 from pywats_client.core.config import ClientConfig
-from pywats_client.core.registry import InstanceEntry, Registry
+from pywats_client.core.registry import (
+    DEFAULT_STATE_DIR,
+    InstanceEntry,
+    Registry,
+    SupervisorSettings,
+)
 from pywats_client.core.snapshot import ClientSnapshot
-from pywats_client.errors import ConfigError
+from pywats_client.errors import ConfigError, FatalError, RegistryError
 from pywats_client.supervisor._states import State
 from pywats_client.supervisor._statusfile import STATUS_NAME, read_status
 
@@ -117,24 +122,47 @@ class InstanceStatus:
 
 @dataclass(frozen=True)
 class StatusReport:
+    """``registry_error``: the registry file is invalid now (an edit went wrong); the
+    report then shows the stations the running supervisor still runs, as it last
+    wrote them."""
+
     supervisor: SupervisorStatus
     instances: list[InstanceStatus]
+    registry_error: str | None = None
 
 
 def list_instances(registry: Path | str | Registry) -> list[InstanceStatus]:
     """Every instance of ``registry`` (a path to instances.toml or a loaded Registry).
 
     Raises :class:`~pywats_client.errors.RegistryError` if the registry itself
-    is invalid; a bad instance config only shows in that instance's
+    is invalid (:func:`status_report` then still shows what a running
+    supervisor runs); a bad instance config only shows in that instance's
     ``last_error``.
     """
-    return status_report(registry).instances
+    report = status_report(registry)
+    if report.registry_error is not None:
+        raise RegistryError(report.registry_error)
+    return report.instances
 
 
 def status_report(registry: Path | str | Registry) -> StatusReport:
-    """The supervisor's state and every instance's (see :func:`list_instances`)."""
+    """The supervisor's state and every instance's (see :func:`list_instances`).
+
+    An invalid registry file raises :class:`~pywats_client.errors.RegistryError`,
+    unless a supervisor still runs the last valid version of it: then the report
+    shows those stations and says what is wrong in ``registry_error``, so that a
+    slip while editing does not leave the operator blind.
+    """
+    registry_error: str | None = None
     if not isinstance(registry, Registry):
-        registry = Registry.load(Path(registry), check_configs=False)
+        path = Path(registry)
+        try:
+            registry = Registry.load(path, check_configs=False)
+        except RegistryError as exc:
+            running = _registry_run_by_supervisor(path)
+            if running is None:
+                raise
+            registry, registry_error = running, str(exc)
     document = read_status(registry.state_dir / STATUS_NAME)
     now = time.time()
     sup = _supervisor(document)
@@ -154,7 +182,44 @@ def status_report(registry: Path | str | Registry) -> StatusReport:
         _instance(registry, entry, records.get(entry.name), sup.running, elapsed, log_dir)
         for entry in registry.instances
     ]
-    return StatusReport(supervisor=sup, instances=instances)
+    return StatusReport(supervisor=sup, instances=instances, registry_error=registry_error)
+
+
+def _registry_run_by_supervisor(path: Path) -> Registry | None:
+    """The registry as the supervisor running ``path`` last wrote it into status.json.
+
+    Only the default state folder can be found without reading the registry.
+    """
+    path = path.resolve()
+    state_dir = path.parent / DEFAULT_STATE_DIR
+    try:
+        document = read_status(state_dir / STATUS_NAME)
+    except FatalError:
+        return None
+    info = (document or {}).get("supervisor")
+    if not isinstance(info, dict) or info.get("registry") != str(path):
+        return None
+    if not _supervisor(document).running:
+        return None
+    entries = []
+    for record in (document or {}).get("instances", []):
+        if not isinstance(record, dict) or record.get("removed"):
+            continue
+        try:
+            entries.append(
+                InstanceEntry(
+                    name=record["name"],
+                    config=Path(record["config_path"]),
+                    enabled=bool(record.get("enabled", True)),
+                )
+            )
+        except (KeyError, TypeError, ValueError):
+            continue
+    return Registry(
+        path=path,
+        supervisor=SupervisorSettings(state_dir=state_dir),
+        instances=tuple(entries),
+    )
 
 
 def log_dir_in_use(registry: Registry, document: dict[str, Any] | None = None) -> Path:
