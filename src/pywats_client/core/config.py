@@ -121,7 +121,15 @@ class ClientConfig(BaseModel):
     )
     recursive: bool = Field(False, description="Also watch sub-folders of the watch folders.")
     ready_after: float = Field(
-        1.0, ge=0, description="Seconds a file must stay unchanged before it is taken."
+        # 2 s, as the field notes advise: testers that write a result in pieces
+        # pause for more than 1 s, and a piece taken early is parked as invalid.
+        2.0,
+        ge=0,
+        description=(
+            "Seconds a file must stay unchanged before it is taken. 2 s lets a tester "
+            "pause between the pieces of a result; 0 suits testers that write a file "
+            "elsewhere and move it in whole."
+        ),
     )
     ready_marker: str | None = Field(
         None,
