@@ -125,6 +125,23 @@ def test_list_without_queue_folder(tmp_path: Path, capsys: pytest.CaptureFixture
     assert not (tmp_path / "nothing-yet").exists()  # listing creates nothing
 
 
+def test_list_of_a_queue_with_only_unreadable_files_is_not_called_empty(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "station.json"
+    config.write_text(json.dumps({"instance_name": "st1", "queue_path": "q"}))
+    (tmp_path / "q" / "pending").mkdir(parents=True)
+    name = "01700000000000000000-0a0b0c0d-1111-2222-3333-444455556666.json"
+    (tmp_path / "q" / "pending" / name).write_text("{")
+    code, out, err = run(capsys, "list", "--config", str(config))
+    assert code == 1
+    assert "is empty" not in out
+    assert "no readable report" in " ".join(out.split()) and name in err
+    code, out, _ = run(capsys, "list", "--config", str(config), "--json")
+    assert code == 1
+    assert json.loads(out)["unreadable"][0].startswith(f"pending/{name}: cannot be read")
+
+
 def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as done:
         main(["queue", "requeue", "--help"])

@@ -242,20 +242,34 @@ def _list(args: argparse.Namespace) -> int:
                 rows.append(_row(item))
     for problem in problems:
         error(problem, "the worker moves such files to quarantine/ with a reason file")
+    code = EXIT_FAILED if problems else EXIT_OK  # a script must not read "empty" then
     if args.json:
-        print_json({"queue": str(config.queue_dir), "reports": rows, "truncated": more})
-        return EXIT_OK
+        print_json(
+            {
+                "queue": str(config.queue_dir),
+                "reports": rows,
+                "truncated": more,
+                "unreadable": problems,
+            }
+        )
+        return code
     if store is None:
         console.print(f"no queue folder at {config.queue_dir} yet: nothing has been queued")
         return EXIT_OK
-    _print_table(rows, config)
+    _print_table(rows, config, unreadable=len(problems))
     for shown, truncated in more.items():
         if truncated:
             console.print(f"[dim]more {shown} reports not shown; use --limit 0 for all[/]")
-    return EXIT_OK
+    return code
 
 
-def _print_table(rows: list[dict[str, Any]], config: ClientConfig) -> None:
+def _print_table(rows: list[dict[str, Any]], config: ClientConfig, *, unreadable: int) -> None:
+    if not rows and unreadable:
+        console.print(
+            f"no readable report in the queue of {config.instance_name!r} "
+            f"({config.queue_dir}); {unreadable} file(s) cannot be read (above)"
+        )
+        return
     if not rows:
         console.print(f"queue of {config.instance_name!r} is empty ({config.queue_dir})")
         return
