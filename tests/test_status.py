@@ -486,6 +486,33 @@ def test_an_old_error_shows_its_age(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "(1h01m ago) bad.xml: no serial" in row
 
 
+def test_cli_status_check_is_a_health_check_for_monitoring(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    registry = make_registry(tmp_path)
+    # no supervisor: unhealthy, and it says so in one line
+    assert main(["status", "--registry", str(registry), "--check"]) == 1
+    assert f"no supervisor runs for {registry}" in " ".join(capsys.readouterr().out.split())
+
+    (tmp_path / ".pywats").mkdir()
+    me = psutil.Process()
+    doc = status_document(pid=os.getpid(), create_time=me.create_time(), updated_at=time.time())
+    doc["instances"][0]["snapshot"]["quarantined"] = 2
+    assert write_status(tmp_path / ".pywats" / STATUS_NAME, doc)
+    assert main(["status", "--registry", str(registry), "--check"]) == 1
+    out = " ".join(capsys.readouterr().out.split())
+    assert "st-2: crash-looping: boom" in out
+    assert "st-1: 1 report(s) in failed/" in out and "queue list st-1" in out
+    assert "st-1: 2 unreadable queue file(s) in quarantine/" in out
+
+    doc["instances"] = doc["instances"][:1]
+    doc["instances"][0]["snapshot"].update(failed=0, quarantined=0)
+    doc["instances"].append({**doc["instances"][0], "name": "st-2"})
+    assert write_status(tmp_path / ".pywats" / STATUS_NAME, doc)
+    assert main(["status", "--registry", str(registry), "--check"]) == 0
+    assert "OK: 2 of 2 station(s) running" in capsys.readouterr().out
+
+
 def test_cli_status_shows_what_a_running_station_warns_about(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pywats_client.cli._layout import FREE_TEXT_MIN, Fit, Layout, free_text_width
-from pywats_client.cli._output import EXIT_OK, EXIT_USAGE, console, print_json
+from pywats_client.cli._output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, console, print_json
 from pywats_client.cli._registry import add_registry_option, registry_path
 from pywats_client.errors import ConfigError
 
@@ -43,13 +43,20 @@ def register(subparsers: Any) -> None:
         "running supervisor (without one, queue counts come from the queue folders).",
         epilog="examples:\n  pywats-client status --registry instances.toml\n"
         "  pywats-client status --registry instances.toml --watch\n"
-        "  pywats-client status --registry instances.toml --json",
+        "  pywats-client status --registry instances.toml --json\n"
+        "  pywats-client status --registry instances.toml --check   "
+        "# exit 1 and one line per problem",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_registry_option(parser)
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--json", action="store_true", help="print JSON for programs")
     mode.add_argument("--watch", action="store_true", help="live view until Ctrl+C")
+    mode.add_argument(
+        "--check",
+        action="store_true",
+        help="health check for monitoring: exit 0 when all is well, else 1 and what needs a look",
+    )
     parser.add_argument(
         "--interval", type=float, default=1.0, metavar="S", help="--watch refresh, seconds"
     )
@@ -61,6 +68,8 @@ def _run(args: argparse.Namespace) -> int:
 
     path = registry_path(args)
     report = status_report(path)  # a bad registry raises ConfigError: one line, exit 2
+    if args.check:
+        return _check(report, path)
     if args.json:
         print_json(
             {
@@ -80,6 +89,42 @@ def _run(args: argparse.Namespace) -> int:
         console.print(render(report, path))
         return EXIT_USAGE if report.registry_error else EXIT_OK
     return _watch(path, max(0.2, args.interval))
+
+
+#: States of an enabled station that need someone (the transient ones do not).
+_BROKEN = ("crash-looping", "fatal", "not-running")
+
+
+def _check(report: Any, path: Path) -> int:
+    """One line per problem that needs a person; exit 1 if there is any."""
+    problems: list[str] = []
+    if report.registry_error:
+        problems.append(f"registry: {report.registry_error}")
+    if not report.supervisor.running:
+        why = f": {report.supervisor.last_error}" if report.supervisor.last_error else ""
+        problems.append(f"no supervisor runs for {path}{why}")
+    for inst in report.instances:
+        if not inst.enabled:
+            continue
+        if inst.state in _BROKEN and report.supervisor.running:
+            problems.append(f"{inst.name}: {inst.state}: {inst.last_error or 'no reason recorded'}")
+        if inst.connection == "unauthorized":
+            problems.append(f"{inst.name}: the server refuses its token: {inst.last_error}")
+        if inst.failed:
+            problems.append(
+                f"{inst.name}: {inst.failed} report(s) in failed/, never retried by themselves: "
+                f"pywats-client queue list {inst.name} --registry {path}"
+            )
+        quarantined = inst.snapshot.quarantined if inst.snapshot is not None else 0
+        if quarantined:
+            problems.append(f"{inst.name}: {quarantined} unreadable queue file(s) in quarantine/")
+    for problem in problems:
+        console.print(Text(problem), soft_wrap=True)
+    if problems:
+        return EXIT_FAILED
+    running = sum(1 for i in report.instances if i.state in ("running", "paused"))
+    console.print(f"OK: {running} of {len(report.instances)} station(s) running, nothing to do")
+    return EXIT_OK
 
 
 def _watch(path: Path, interval: float) -> int:
