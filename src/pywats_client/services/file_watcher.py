@@ -564,7 +564,10 @@ def _identity(folder: Path) -> tuple[int, int] | None:
         st = folder.stat()
     except OSError:
         return None
-    return (st.st_dev, st.st_ino) if stat.S_ISDIR(st.st_mode) else None
+    if not stat.S_ISDIR(st.st_mode):
+        return None
+    # No inode number (some network or FAT file systems report 0): nothing to compare.
+    return (st.st_dev, st.st_ino) if st.st_ino else (0, 0)
 
 
 def _stop_observer(observer: _ObserverLike) -> None:
