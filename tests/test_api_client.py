@@ -65,6 +65,28 @@ def test_submit_posts_wsjf_with_basic_token_and_returns_the_stored_id() -> None:
     assert json.loads(request.content) == REPORT
 
 
+def test_a_report_carrying_a_name_that_is_not_utf8_is_sent_not_retried_forever() -> None:
+    # A converter copying such a file name (os.fsdecode: a lone surrogate) into sn.
+    report = {**REPORT, "sn": "SN-\udcff"}
+    seen: list[bytes] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.content)
+        return httpx.Response(200, json={"ID": REPORT["id"]})
+
+    async def go() -> Any:
+        client = make_client(handler)
+        try:
+            return await client.submit_report(report)
+        finally:
+            await client.http.aclose()
+
+    assert asyncio.run(go()) == REPORT["id"]
+    (body,) = seen
+    assert b'"sn":"SN-\\udcff"' in body
+    assert json.loads(body)["sn"] == "SN-\udcff"  # valid JSON, the same string
+
+
 def test_submit_accepts_a_list_answer_and_an_empty_answer() -> None:
     assert submit(lambda r: httpx.Response(201, json=[{"id": "abc"}])) == "abc"
     assert submit(lambda r: httpx.Response(204)) is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import sys
@@ -346,6 +347,24 @@ def test_a_queue_folder_the_account_may_not_write_is_a_config_error_naming_it(
     assert main(["run", "--config", str(config_file)]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert "is not writable for this account" in err and "this is a bug" not in err
+
+
+def test_a_full_disk_at_the_lock_is_retried_not_called_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A config error makes the station fatal until its config changes: wrong for a
+    # passing fault such as a full disk while writing instance.pid.
+    config = make_config(tmp_path, None)
+
+    class Full:
+        def acquire(self) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("pywats_client._pidlock._file_lock", lambda path: Full())
+    with pytest.raises(OSError) as caught:
+        acquire_instance_lock(config)
+    assert not isinstance(caught.value, ConfigError)
+    assert caught.value.errno == errno.ENOSPC
 
 
 def test_load_problems_show_as_warnings_labelled_by_kind(tmp_path: Path) -> None:

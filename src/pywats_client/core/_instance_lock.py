@@ -6,6 +6,7 @@ lets the refusal name the holder (see :mod:`pywats_client._pidlock`).
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 from pywats_client._fsutil import ensure_private_dir
@@ -43,8 +44,10 @@ class InstanceLock(PidLock):
             ) from None
         try:
             self.take(self._refused)
-        except OSError as exc:  # the folder exists, but this account may not write in it
+        except OSError as exc:
             self.release()
+            if not _refused_access(exc):
+                raise  # a full disk, a share not ready...: retried like a crash
             raise ConfigError(
                 f"{self.queue_dir} is not writable for this account ({exc.strerror or exc}: "
                 f"{exc.filename or self.lock_path}); give the account the station runs as "
@@ -68,6 +71,11 @@ class InstanceLock(PidLock):
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def _refused_access(exc: OSError) -> bool:
+    """This account may not write there (a setup mistake, not a passing fault)."""
+    return isinstance(exc, PermissionError) or exc.errno == errno.EROFS
 
 
 def acquire_instance_lock(config: ClientConfig) -> InstanceLock:

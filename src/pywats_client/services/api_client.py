@@ -112,7 +112,11 @@ class WATSApiClient:
         body = (
             report
             if isinstance(report, bytes)
-            else json.dumps(report, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+            # backslashreplace: a name that is not valid UTF-8, copied into the report by
+            # a converter, goes as a JSON \uXXXX escape instead of failing every attempt
+            else json.dumps(report, ensure_ascii=False, separators=(",", ":")).encode(
+                "utf-8", "backslashreplace"
+            )
         )
         response = await self._request("POST", SUBMIT_PATH, what="submit reports", content=body)
         return _stored_id(response)
