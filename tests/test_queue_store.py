@@ -307,6 +307,17 @@ def test_corrupt_files_are_quarantined_and_never_block_the_rest(tmp_path: Path) 
     assert fresh.counts().pending == 1
 
 
+def test_the_quarantine_count_follows_what_the_operator_removes(tmp_path: Path) -> None:
+    store = QueueStore(tmp_path / "q", rescan_interval=0.0)
+    (store.pending_dir / make_name(1, "bad")).write_bytes(b"{")
+    assert store.claim() is None
+    assert store.counts().quarantined == 1
+    for leftover in store.quarantine_dir.iterdir():  # dealt with, as the reason file says
+        leftover.unlink()
+    assert store.claim() is None  # the next scan
+    assert store.counts().quarantined == 0
+
+
 _KILL_BEFORE_THE_QUARANTINE_REASON = """
 import errno, os, signal, sys
 from pathlib import Path

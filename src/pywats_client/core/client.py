@@ -237,8 +237,8 @@ class WATSClient:
             if counts.quarantined:
                 warnings.append(
                     f"{counts.quarantined} queue file(s) in {self.store.quarantine_dir} cannot "
-                    "be read and are not sent; the .reason.txt beside each says why "
-                    "(docs/troubleshooting.md)"
+                    "be read and are not sent; the .reason.txt beside each says why and what "
+                    "to do"
                 )
         if self.queue is not None:
             snap.uploaded = self.queue.uploaded

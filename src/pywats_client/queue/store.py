@@ -178,15 +178,17 @@ class QueueStore:
         for name in names:
             if name.endswith((_REASON_SUFFIX, TEMP_SUFFIX)) or name + _REASON_SUFFIX in names:
                 continue
+            path = self.quarantine_dir / name
             try:
-                decode_item((self.quarantine_dir / name).read_bytes())
+                when = path.stat().st_mtime
+                decode_item(path.read_bytes())
                 reason = "it could not be used (the reason was lost when the station stopped)"
             except CorruptQueueFile as exc:
                 reason = str(exc)
             except OSError:
                 continue
             self._unwritten_reasons[self.quarantine_dir / (name + _REASON_SUFFIX)] = (
-                _quarantine_note(name, reason)
+                _quarantine_note(name, reason, when)
             )
         self._write_reasons_locked()
 
@@ -269,10 +271,6 @@ class QueueStore:
     def _ensure_scanned_locked(self) -> None:
         if not self._scanned:
             self._scan_locked()
-            self._quarantined = _count_files(
-                self.quarantine_dir,
-                lambda n: not n.endswith((_REASON_SUFFIX, TEMP_SUFFIX)),
-            )
 
     def _window_capacity(self) -> int:
         if self._fixed_window:
@@ -318,6 +316,10 @@ class QueueStore:
         self._pending = total
         self._backoff = backoff
         self._failed = _count_files(self.failed_dir, lambda n: due_ns_of(n) is not None)
+        # re-counted too: the operator deletes or repairs quarantined files by hand
+        self._quarantined = _count_files(
+            self.quarantine_dir, lambda n: not n.endswith((_REASON_SUFFIX, TEMP_SUFFIX))
+        )
         self._scanned = True
         self._last_scan = time.monotonic()
         for name in junk:
@@ -768,9 +770,11 @@ def _count_files(folder: Path, accept: Callable[[str], bool]) -> int:
         return 0
 
 
-def _quarantine_note(name: str, reason: str) -> str:
+def _quarantine_note(name: str, reason: str, when: float | None = None) -> str:
+    """``when``: the file's own time, for a reason written again at a later start."""
     return (
-        f"{epoch_to_iso(time.time())}: {name} was moved here from pending/ because it "
+        f"{epoch_to_iso(time.time() if when is None else when)}: {name} was moved here from "
+        "pending/ because it "
         f"cannot be used: {reason}.\nIts report was not uploaded. If you can repair the "
         "file, move it back into pending/; otherwise keep it for diagnosis or delete it.\n"
     )
