@@ -496,21 +496,41 @@ def test_cli_status_check_is_a_health_check_for_monitoring(
 
     (tmp_path / ".pywats").mkdir()
     me = psutil.Process()
-    doc = status_document(pid=os.getpid(), create_time=me.create_time(), updated_at=time.time())
-    doc["instances"][0]["snapshot"]["quarantined"] = 2
+    now = time.time()
+    doc = status_document(pid=os.getpid(), create_time=me.create_time(), updated_at=now)
+    one = doc["instances"][0]["snapshot"]
+    one["warnings"] = ["2 queue file(s) in q/quarantine cannot be read and are not sent"]
     assert write_status(tmp_path / ".pywats" / STATUS_NAME, doc)
     assert main(["status", "--registry", str(registry), "--check"]) == 1
     out = " ".join(capsys.readouterr().out.split())
     assert "st-2: crash-looping: boom" in out
     assert "st-1: 1 report(s) in failed/" in out and "queue list st-1" in out
-    assert "st-1: 2 unreadable queue file(s) in quarantine/" in out
+    assert "st-1: 2 queue file(s) in q/quarantine cannot be read" in out
 
-    doc["instances"] = doc["instances"][:1]
-    doc["instances"][0]["snapshot"].update(failed=0, quarantined=0)
-    doc["instances"].append({**doc["instances"][0], "name": "st-2"})
+    healthy = {**doc["instances"][0], "snapshot": {**one, "failed": 0, "warnings": []}}
+    doc["instances"] = [healthy, {**healthy, "name": "st-2"}]
     assert write_status(tmp_path / ".pywats" / STATUS_NAME, doc)
     assert main(["status", "--registry", str(registry), "--check"]) == 0
     assert "OK: 2 of 2 station(s) running" in capsys.readouterr().out
+
+    # a station cut off for long, and a supervisor that stopped writing its status
+    doc["instances"][1] = {
+        **healthy,
+        "name": "st-2",
+        "snapshot": {**healthy["snapshot"], "connection": "disconnected"},
+    }
+    doc["instances"][1]["snapshot"]["connection_since"] = now - 3600
+    doc["supervisor"]["updated_at"] = now - 120
+    assert write_status(tmp_path / ".pywats" / STATUS_NAME, doc)
+    assert main(["status", "--registry", str(registry), "--check"]) == 1
+    out = " ".join(capsys.readouterr().out.split())
+    assert "st-2: no connection to its server for 1h" in out
+    assert f"the supervisor (pid {os.getpid()}) has not written its status for 2m" in out
+
+    # a broken registry: still one line and exit 1, as a monitor expects
+    registry.write_text("[[instance]\n")
+    assert main(["status", "--registry", str(registry), "--check"]) == 1
+    assert capsys.readouterr().out.startswith("registry: ")
 
 
 def test_cli_status_shows_what_a_running_station_warns_about(

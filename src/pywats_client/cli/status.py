@@ -67,9 +67,13 @@ def _run(args: argparse.Namespace) -> int:
     from pywats_client.supervisor import status_report
 
     path = registry_path(args)
-    report = status_report(path)  # a bad registry raises ConfigError: one line, exit 2
     if args.check:
-        return _check(report, path)
+        try:
+            return _check(status_report(path), path)
+        except ConfigError as exc:  # a monitor reads one line and exit 1, whatever is wrong
+            console.print(Text(f"registry: {exc}"), soft_wrap=True)
+            return EXIT_FAILED
+    report = status_report(path)  # a bad registry raises ConfigError: one line, exit 2
     if args.json:
         print_json(
             {
@@ -93,6 +97,10 @@ def _run(args: argparse.Namespace) -> int:
 
 #: States of an enabled station that need someone (the transient ones do not).
 _BROKEN = ("crash-looping", "fatal", "not-running")
+#: A supervisor whose status.json is older than this is not responding.
+_SILENT_AFTER_S = 30.0
+#: A station cut off from its server for longer than this needs a look.
+_OFFLINE_AFTER_S = 600.0
 
 
 def _check(report: Any, path: Path) -> int:
@@ -100,30 +108,43 @@ def _check(report: Any, path: Path) -> int:
     problems: list[str] = []
     if report.registry_error:
         problems.append(f"registry: {report.registry_error}")
-    if not report.supervisor.running:
-        why = f": {report.supervisor.last_error}" if report.supervisor.last_error else ""
+    sup = report.supervisor
+    now = time.time()
+    if not sup.running:
+        why = f": {sup.last_error}" if sup.last_error else ""
         problems.append(f"no supervisor runs for {path}{why}")
-    for inst in report.instances:
-        if not inst.enabled:
-            continue
-        if inst.state in _BROKEN and report.supervisor.running:
+    elif sup.updated_at is not None and now - sup.updated_at.timestamp() > _SILENT_AFTER_S:
+        silent = format_duration(now - sup.updated_at.timestamp())
+        problems.append(f"the supervisor (pid {sup.pid}) has not written its status for {silent}")
+    enabled = [inst for inst in report.instances if inst.enabled]
+    for inst in enabled:
+        if inst.state in _BROKEN and sup.running:
             problems.append(f"{inst.name}: {inst.state}: {inst.last_error or 'no reason recorded'}")
+        snapshot = inst.snapshot
         if inst.connection == "unauthorized":
             problems.append(f"{inst.name}: the server refuses its token: {inst.last_error}")
+        elif (
+            inst.connection == "disconnected"
+            and snapshot is not None
+            and snapshot.connection_since is not None
+            and now - snapshot.connection_since > _OFFLINE_AFTER_S
+        ):
+            offline = format_duration(now - snapshot.connection_since)
+            problems.append(f"{inst.name}: no connection to its server for {offline}")
         if inst.failed:
             problems.append(
                 f"{inst.name}: {inst.failed} report(s) in failed/, never retried by themselves: "
                 f"pywats-client queue list {inst.name} --registry {path}"
             )
-        quarantined = inst.snapshot.quarantined if inst.snapshot is not None else 0
-        if quarantined:
-            problems.append(f"{inst.name}: {quarantined} unreadable queue file(s) in quarantine/")
+        # what the station itself says needs a look (a full queue, a plugin that did
+        # not load, a watch folder nothing arrives in, unreadable queue files...)
+        problems += [f"{inst.name}: {w}" for w in (snapshot.warnings if snapshot else [])]
     for problem in problems:
         console.print(Text(problem), soft_wrap=True)
     if problems:
         return EXIT_FAILED
-    running = sum(1 for i in report.instances if i.state in ("running", "paused"))
-    console.print(f"OK: {running} of {len(report.instances)} station(s) running, nothing to do")
+    running = sum(1 for i in enabled if i.state in ("running", "paused"))
+    console.print(f"OK: {running} of {len(enabled)} station(s) running, nothing to do")
     return EXIT_OK
 
 
