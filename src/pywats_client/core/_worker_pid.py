@@ -33,12 +33,15 @@ def running_worker_pid(queue_dir: Path) -> int | None:
     try:
         process = psutil.Process(pid)
         started = process.create_time()
-        if process.status() == psutil.STATUS_ZOMBIE:
-            return None
     except (psutil.NoSuchProcess, psutil.ZombieProcess):
         return None
     except psutil.AccessDenied:  # another account's process (a service): it exists
         return pid
     if started > written + _START_SLACK_S:
         return None  # the pid now belongs to a process started after the file was written
-    return pid
+    try:
+        return None if process.status() == psutil.STATUS_ZOMBIE else pid
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return None
+    except psutil.AccessDenied:
+        return pid

@@ -182,6 +182,9 @@ class FileWatcher:
         #: (st_dev, st_ino) of each root when its events were set up: a folder
         #: moved away and made again is another folder, whose events nobody watches.
         self._watched: dict[Path, tuple[int, int]] = {}
+        #: Roots whose identity differed at the last check: a second check in a row
+        #: confirms it (some shares report a passing wrong id).
+        self._suspect: set[Path] = set()
         self._observer_backoff = 1.0
         self._observer_retry_at = 0.0
         self._ready: deque[SourceFile] = deque()
@@ -527,8 +530,13 @@ class FileWatcher:
                 continue
             existing += 1
             watched = self._watched.get(root.path)
-            if watched is not None and watched != identity:
+            if watched is None or watched == identity:
+                self._suspect.discard(root.path)
+            elif root.path in self._suspect:
+                self._suspect.discard(root.path)
                 return f"watch folder {root.path} was replaced (moved away and made again)"
+            else:
+                self._suspect.add(root.path)
         return None if len(emitters) >= existing else "a watch folder has no file events yet"
 
     async def _check_observer(self, now: float) -> None:

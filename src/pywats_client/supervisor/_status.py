@@ -197,7 +197,8 @@ def _registry_run_by_supervisor(path: Path) -> Registry | None:
     except FatalError:
         return None
     info = (document or {}).get("supervisor")
-    if not isinstance(info, dict) or info.get("registry") != str(path):
+    recorded = info.get("registry") if isinstance(info, dict) else None
+    if not isinstance(recorded, str) or os.path.normcase(recorded) != os.path.normcase(path):
         return None
     if not _supervisor(document).running:
         return None

@@ -449,7 +449,9 @@ class Supervisor:
                 entry = self.registry.get(slot.name)
                 if entry is not None and not self._shutting_down:  # re-added meanwhile
                     self._add_slot(entry, now)
-                elif not any(_same_station(other, slot) for other in self._slots.values()):
+                elif not self._shutting_down and not any(
+                    _same_station(other, slot) for other in self._slots.values()
+                ):
                     _warn_of_stranded_reports(slot)  # (a renamed station sends them itself)
 
     def _perform(self, slot: Slot, action: Action, now: float) -> None:
