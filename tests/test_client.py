@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import json
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,17 @@ def run(body: Callable[[], Awaitable[None]]) -> None:
     asyncio.run(body())  # type: ignore[arg-type]
 
 
+@contextlib.asynccontextmanager
+async def started(config: ClientConfig, stop_timeout: float = 10.0) -> AsyncIterator[WATSClient]:
+    """A started client, stopped at the end whatever the test did."""
+    client = WATSClient(config)
+    await client.start()
+    try:
+        yield client
+    finally:
+        await client.stop(timeout=stop_timeout)
+
+
 async def until(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "") -> None:
     await async_wait_until(predicate, timeout, message=what or str(predicate))
 
@@ -88,9 +100,7 @@ def test_files_reach_the_server_and_the_snapshot_counts_them(
     drop(tmp_path / "in", "SN-0")  # present before start
 
     async def body() -> None:
-        client = WATSClient(config)
-        await client.start()
-        try:
+        async with started(config) as client:
             for n in range(1, 5):
                 drop(tmp_path / "in", f"SN-{n}")
             await until(lambda: client.snapshot().uploaded == 5, what="5 uploads")
@@ -100,8 +110,6 @@ def test_files_reach_the_server_and_the_snapshot_counts_them(
             assert snap.connection == "connected" and snap.server_version
             data = json.dumps(snap.to_dict())
             assert standin.token not in data
-        finally:
-            await client.stop()
         reports = standin.reports()
         assert sorted(r["sn"] for r in reports) == [f"SN-{n}" for n in range(5)]
         assert all(r["times_received"] == 1 for r in reports)
@@ -116,9 +124,7 @@ def test_server_away_keeps_reports_queued_and_sources_go_to_done(tmp_path: Path)
     drop(tmp_path / "in", "SN-1")
 
     async def body() -> None:
-        client = WATSClient(config)
-        await client.start()
-        try:
+        async with started(config, stop_timeout=2) as client:
             await until(lambda: client.snapshot().queued == 1, what="queued")
             snap = client.snapshot()
             assert snap.pending == 1 and snap.uploaded == 0 and snap.errored == 0
@@ -128,8 +134,6 @@ def test_server_away_keeps_reports_queued_and_sources_go_to_done(tmp_path: Path)
             assert snap.last_error and snap.last_error_at is not None
             assert time.time() - 60 < snap.last_error_at <= time.time()
             assert client.snapshot().last_error_at == snap.last_error_at
-        finally:
-            await client.stop(timeout=2)
 
     run(body)
 
@@ -143,9 +147,7 @@ def test_last_error_is_the_newest_so_an_outage_is_not_hidden_behind_an_old_bad_f
     (tmp_path / "in" / "broken.json").write_text("{not json")
 
     async def body() -> None:
-        client = WATSClient(config)
-        await client.start()
-        try:
+        async with started(config, stop_timeout=2) as client:
             await until(lambda: client.snapshot().errored == 1, what="bad file judged")
             bad = client.snapshot()
             assert bad.last_error and "broken.json" in bad.last_error
@@ -160,8 +162,6 @@ def test_last_error_is_the_newest_so_an_outage_is_not_hidden_behind_an_old_bad_f
             # the outage is over: the bad file is the last error again, with its own time
             after = client.snapshot()
             assert (after.last_error, after.last_error_at) == (bad.last_error, bad.last_error_at)
-        finally:
-            await client.stop(timeout=2)
 
     run(body)
 
@@ -183,14 +183,10 @@ def test_file_names_that_are_not_utf8_do_not_stop_the_station(
         (watch / name).write_text(text, encoding="utf-8")
 
     async def body() -> None:
-        client = WATSClient(config)
-        await client.start()
-        try:
+        async with started(config) as client:
             await until(lambda: client.snapshot().uploaded == 2, what="both valid ones uploaded")
             await until(lambda: client.snapshot().errored == 1, what="the broken one parked")
             assert client.intake is not None and client.intake.running
-        finally:
-            await client.stop()
         reports = standin.reports()
         assert sorted(r["sn"] for r in reports) == ["SN-BYTES", "SN-PLAIN"]
         error = watch / "Error"
@@ -211,15 +207,11 @@ def test_a_quarantined_queue_file_is_counted_and_warned_about(
     drop(tmp_path / "in", "SN-1")
 
     async def body() -> None:
-        client = WATSClient(config)
-        await client.start()
-        try:
+        async with started(config) as client:
             await until(lambda: client.snapshot().uploaded == 1, what="the good one uploaded")
             await until(lambda: client.snapshot().quarantined == 1, what="the bad one set aside")
             (warning,) = [w for w in client.snapshot().warnings if "quarantine" in w]
             assert "1 queue file(s)" in warning and ".reason.txt" in warning
-        finally:
-            await client.stop()
 
     run(body)
 
@@ -229,15 +221,11 @@ def test_auto_submit_false_queues_without_uploading(tmp_path: Path, standin: Sta
     drop(tmp_path / "in", "SN-1")
 
     async def body() -> None:
-        client = WATSClient(config)
-        await client.start()
-        try:
+        async with started(config) as client:
             await until(lambda: client.snapshot().queued == 1, what="queued")
             await server_answers(standin, 3)  # connected and checking, yet not uploading
             snap = client.snapshot()
             assert snap.pending == 1 and snap.uploaded == 0 and snap.uploads == "disabled"
-        finally:
-            await client.stop()
         assert standin.reports() == []
 
     run(body)
@@ -247,9 +235,7 @@ def test_pause_and_resume_uploads(tmp_path: Path, standin: StandinClient) -> Non
     config = make_config(tmp_path, standin, ping_interval=0.2)
 
     async def body() -> None:
-        client = WATSClient(config)
-        await client.start()
-        try:
+        async with started(config) as client:
             client.pause_uploads()
             drop(tmp_path / "in", "SN-1")
             await until(lambda: client.snapshot().queued == 1, what="queued")
@@ -258,8 +244,6 @@ def test_pause_and_resume_uploads(tmp_path: Path, standin: StandinClient) -> Non
             assert client.snapshot().uploaded == 0
             client.resume_uploads()
             await until(lambda: client.snapshot().uploaded == 1, what="upload after resume")
-        finally:
-            await client.stop()
 
     run(body)
 
@@ -268,9 +252,7 @@ def test_stop_intake_leaves_new_files_in_place(tmp_path: Path, standin: StandinC
     config = make_config(tmp_path, standin)
 
     async def body() -> None:
-        client = WATSClient(config)
-        await client.start()
-        try:
+        async with started(config) as client:
             drop(tmp_path / "in", "SN-1")
             await until(lambda: client.snapshot().uploaded == 1, what="first upload")
             client.stop_intake()
@@ -282,8 +264,6 @@ def test_stop_intake_leaves_new_files_in_place(tmp_path: Path, standin: StandinC
             snap = client.snapshot()
             assert snap.intake_paused and snap.converted == 1
             assert (tmp_path / "in" / "SN-2.json").exists()
-        finally:
-            await client.stop()
 
     run(body)
 
@@ -296,13 +276,9 @@ def test_converter_plugin_problem_is_a_warning_not_a_failure(
     (tmp_path / "converters" / "broken.py").write_text("import does_not_exist\n")
 
     async def body() -> None:
-        client = WATSClient(config)
-        await client.start()
-        try:
+        async with started(config) as client:
             warnings = client.snapshot().warnings
             assert any("broken.py" in w for w in warnings), warnings
-        finally:
-            await client.stop()
 
     run(body)
 
@@ -374,12 +350,8 @@ def test_load_problems_show_as_warnings_labelled_by_kind(tmp_path: Path) -> None
     config = make_config(tmp_path, None, converters={"wsjff": {"x": 1}})
 
     async def body() -> None:
-        client = WATSClient(config)
-        await client.start()
-        try:
+        async with started(config, stop_timeout=2) as client:
             warnings = client.snapshot().warnings
-        finally:
-            await client.stop(timeout=2)
         plugin = [w for w in warnings if "broken.py" in w]
         settings = [w for w in warnings if "wsjff" in w]
         assert len(plugin) == 1 and plugin[0].startswith("converter not loaded: plugin:")
