@@ -1,10 +1,11 @@
 """Whether an instance's worker runs now, read from its queue folder without locking.
 
 Status readers (the CLI, a GUI) must never take ``<queue>/instance.lock``, not
-even for an instant to test it: a worker starting at that moment would be refused. The lock holder
-writes its pid to ``instance.pid`` right after taking the lock and removes the
-file when it lets go; a file left behind by a killed worker names a process
-that is gone, or (pid reused) one that started after the file was written.
+even for an instant to test it: a worker starting at that moment would be
+refused. The lock holder writes its pid to ``instance.pid`` right after taking
+the lock and removes the file when it lets go; a file left behind by a killed
+worker names a process that is gone, or (pid reused) one that started after
+the file was written.
 """
 
 from __future__ import annotations
@@ -32,16 +33,10 @@ def running_worker_pid(queue_dir: Path) -> int | None:
         return None
     try:
         process = psutil.Process(pid)
-        started = process.create_time()
-    except (psutil.NoSuchProcess, psutil.ZombieProcess):
-        return None
-    except psutil.AccessDenied:  # another account's process (a service): it exists
-        return pid
-    if started > written + _START_SLACK_S:
-        return None  # the pid now belongs to a process started after the file was written
-    try:
+        if process.create_time() > written + _START_SLACK_S:
+            return None  # the pid now belongs to a process started after the file was written
         return None if process.status() == psutil.STATUS_ZOMBIE else pid
     except (psutil.NoSuchProcess, psutil.ZombieProcess):
         return None
-    except psutil.AccessDenied:
+    except psutil.AccessDenied:  # another account's process (a service): it exists
         return pid

@@ -176,7 +176,7 @@ class QueueStore:
         except OSError:
             return
         for name in names:
-            if name.endswith((_REASON_SUFFIX, TEMP_SUFFIX)) or name + _REASON_SUFFIX in names:
+            if not _is_quarantined_file(name) or name + _REASON_SUFFIX in names:
                 continue
             path = self.quarantine_dir / name
             try:
@@ -317,9 +317,7 @@ class QueueStore:
         self._backoff = backoff
         self._failed = _count_files(self.failed_dir, lambda n: due_ns_of(n) is not None)
         # re-counted too: the operator deletes or repairs quarantined files by hand
-        self._quarantined = _count_files(
-            self.quarantine_dir, lambda n: not n.endswith((_REASON_SUFFIX, TEMP_SUFFIX))
-        )
+        self._quarantined = _count_files(self.quarantine_dir, _is_quarantined_file)
         self._scanned = True
         self._last_scan = time.monotonic()
         for name in junk:
@@ -770,11 +768,16 @@ def _count_files(folder: Path, accept: Callable[[str], bool]) -> int:
         return 0
 
 
+def _is_quarantined_file(name: str) -> bool:
+    """A file set aside in ``quarantine/``, not its reason file or a temp file."""
+    return not name.endswith((_REASON_SUFFIX, TEMP_SUFFIX))
+
+
 def _quarantine_note(name: str, reason: str, when: float | None = None) -> str:
     """``when``: the file's own time, for a reason written again at a later start."""
+    moved = epoch_to_iso(time.time() if when is None else when)
     return (
-        f"{epoch_to_iso(time.time() if when is None else when)}: {name} was moved here from "
-        "pending/ because it "
-        f"cannot be used: {reason}.\nIts report was not uploaded. If you can repair the "
-        "file, move it back into pending/; otherwise keep it for diagnosis or delete it.\n"
+        f"{moved}: {name} was moved here from pending/ because it cannot be used: "
+        f"{reason}.\nIts report was not uploaded. If you can repair the file, move it "
+        "back into pending/; otherwise keep it for diagnosis or delete it.\n"
     )

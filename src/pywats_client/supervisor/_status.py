@@ -320,19 +320,16 @@ def _instance(
         "log_path": instance_log_path(entry.name, config=config, log_dir=log_dir),
     }
     snapshot: ClientSnapshot | None = None
+    idle = State.NOT_RUNNING if entry.enabled else State.DISABLED
     if not supervised:
         by_hand = running_worker_pid(queue_dir) if queue_dir is not None else None
-        if by_hand is not None:
-            state = State.RUNNING
-        else:
-            state = State.NOT_RUNNING if entry.enabled else State.DISABLED
+        state = State.RUNNING if by_hand is not None else idle
         last_error, last_error_at = (
             (config_error, None) if config_error else _last_error(record, _snapshot_of(record))
         )
         base.update(state=state, pid=by_hand, last_error=last_error, last_error_at=last_error_at)
     elif record is None:
-        state = State.NOT_RUNNING if entry.enabled else State.DISABLED
-        base.update(state=state, last_error=config_error)
+        base.update(state=idle, last_error=config_error)
     else:
         state = _state(record.get("state"))
         snapshot = _snapshot_of(record)

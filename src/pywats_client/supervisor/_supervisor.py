@@ -446,12 +446,12 @@ class Supervisor:
             if slot.removed and slot.handle is None and not slot.lifecycle.process_expected:
                 del self._slots[slot.name]
                 self._status_dirty = True
+                if self._shutting_down:
+                    continue
                 entry = self.registry.get(slot.name)
-                if entry is not None and not self._shutting_down:  # re-added meanwhile
+                if entry is not None:  # re-added meanwhile
                     self._add_slot(entry, now)
-                elif not self._shutting_down and not any(
-                    _same_station(other, slot) for other in self._slots.values()
-                ):
+                elif not any(_same_station(other, slot) for other in self._slots.values()):
                     _warn_of_stranded_reports(slot)  # (a renamed station sends them itself)
 
     def _perform(self, slot: Slot, action: Action, now: float) -> None:
