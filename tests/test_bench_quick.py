@@ -50,6 +50,7 @@ def test_quick_bench_runs_every_scenario_and_prints_one_table(tmp_path: Path) ->
         "1 instance / lean loop",
         "split station (intake, upload in 2 processes): slower half",
         "idle worker RSS",
+        "peak RSS growth per MiB of file",
     ):
         assert expected in names
     for figure in document["figures"]:

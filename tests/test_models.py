@@ -189,6 +189,16 @@ def test_unknown_fields_are_kept_for_passthrough() -> None:
     assert out["root"]["steps"][0]["vendorInfo"] == "abc"
 
 
+def test_steps_under_a_step_that_is_not_a_sequence_call_pass_through() -> None:
+    # Only a SequenceCall holds child steps; a tester's "steps" elsewhere is an
+    # unknown field, kept as it is (it crashed the step numbering before).
+    nested = [{"stepType": "Action", "name": "inner"}]
+    data = {"pn": "p", "sn": "s", "root": {"stepType": "SequenceCall", "name": "Main",
+            "steps": [{"stepType": "Action", "name": "outer", "steps": nested}]}}  # fmt: skip
+    (outer,) = parse_report(data).to_wsjf()["root"]["steps"]
+    assert outer["id"] == 1 and outer["steps"] == nested
+
+
 def test_repair_report() -> None:
     report = parse_report(
         {

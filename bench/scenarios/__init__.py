@@ -21,6 +21,7 @@ SCENARIOS: dict[str, str] = {
     "backlog": "bench.scenarios.backlog",
     "restart": "bench.scenarios.restart",
     "footprint": "bench.scenarios.footprint",
+    "bigfile": "bench.scenarios.bigfile",
 }
 
 

@@ -20,10 +20,11 @@ from pywats_client.converters import (
     ConverterManager,
     report_id,
 )
+from pywats_client.converters import _results as results_module
 from pywats_client.converters import manager as manager_module
 from pywats_client.core.config import ClientConfig
 from pywats_client.errors import ConversionError, RejectedError
-from pywats_client.models import UUTReport
+from pywats_client.models import UUTReport, parse_report
 from tests.converters.support import sample
 from tests.helpers import wait_until
 
@@ -449,8 +450,13 @@ class Returns(BaseConverter):
         uut.steps.append(self.create_step({"name": "V", "value": 1.0, "low": 2.0}))
         uur = UURReport(pn="PN-7", sn="SN-7", start=START)
         wsjf = {"type": "T", "pn": "PN-8", "sn": "SN-8", "start": "2026-03-01T11:00:00Z"}
+        if kind in ("misc-dict", "bad-misc-dict"):  # list.append skips pydantic
+            uut.misc_infos.append({"description": "Firmware", "text": "7.1"}
+                                  if kind == "misc-dict" else {"text": "7.1"})
         return {
             "model": uut,
+            "misc-dict": uut,
+            "bad-misc-dict": uut,
             "repair": uur,
             "dict": wsjf,
             "list": [uut, wsjf, uur],
@@ -484,6 +490,7 @@ def returns(tmp_path: Path) -> tuple[ConverterManager, Path]:
         ("dict", [("T", "SN-8", "P")]),
         ("list", [("T", "SN-7", "F"), ("T", "SN-8", "P"), ("R", "SN-7", "P")]),
         ("tuple", [("T", "SN-8", "P")]),
+        ("misc-dict", [("T", "SN-7", "F")]),
     ],
 )
 def test_accepted_return_types(
@@ -508,6 +515,7 @@ def test_accepted_return_types(
         ("bad-dict", "report 0 is not valid WSJF: sn: is required"),
         ("bad-in-list", "returned builtins.int"),
         ("same-id", "reports 0 and 1 share the id"),
+        ("bad-misc-dict", "report 0 is not valid WSJF: miscInfos[0].description: is required"),
     ],
 )
 def test_anything_else_is_a_conversion_error_naming_the_converter(
@@ -521,6 +529,27 @@ def test_anything_else_is_a_conversion_error_naming_the_converter(
     assert caught.value.file == source
     assert reason in str(caught.value)
     assert "'returns'" in str(caught.value)
+
+
+def test_a_report_model_is_not_validated_a_second_time(
+    returns: tuple[ConverterManager, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A model checked its values as they were set; validating its WSJF again
+    # doubled the time and memory of a big report (bench/scenarios/bigfile.py).
+    validated: list[str] = []
+
+    def counting(data: Any) -> Any:
+        validated.append(data["sn"])
+        return parse_report(data)
+
+    monkeypatch.setattr(results_module, "parse_report", counting)
+    manager, source = returns
+    source.write_text("list")
+    assert len(manager.convert(source).reports) == 3
+    assert validated == ["SN-8"]  # only the dict; the two models are not validated again
+    source.write_text("misc-dict")
+    manager.convert(source)
+    assert validated == ["SN-8", "SN-7"]  # a dict appended inside a model is
 
 
 # --- containment ------------------------------------------------------------------------

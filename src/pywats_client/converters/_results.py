@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from pywats_client.converters._steps import MAX_STEP_DEPTH
 from pywats_client.core._validation import describe_validation_error
 from pywats_client.models import UURReport, UUTReport, parse_report
+from pywats_client.models.report import dump_checked
 
 __all__ = [
     "REPORT_ID_NAMESPACE",
@@ -88,12 +89,13 @@ def step_depth(node: Any) -> int:
     return deepest
 
 
-def _to_dict(item: Any, index: int) -> tuple[dict[str, Any], bool]:
-    """(WSJF dict, whether the converter chose the id)."""
+def _to_dict(item: Any, index: int) -> tuple[dict[str, Any], bool, bool]:
+    """(WSJF dict, whether the converter chose the id, whether the dict is validated)."""
     if isinstance(item, (UUTReport, UURReport)):
         has_id = "id" in item.model_fields_set
         try:
-            return item.to_wsjf(), has_id
+            data, validated = dump_checked(item)
+            return data, has_id, validated
         except ValidationError as exc:
             key, problem = describe_validation_error(exc)
             raise OutputError(f"report {index}: {key}: {problem}") from None
@@ -102,10 +104,20 @@ def _to_dict(item: Any, index: int) -> tuple[dict[str, Any], bool]:
         has_id = data.get("id") not in (None, "")
         if not has_id:
             data.pop("id", None)
-        return data, has_id
+        return data, has_id, False
     if item is None:
         raise OutputError(f"returned None as report {index} of its list; {_RETURN_HINT}")
     raise OutputError(f"returned {_describe(item)}; {_RETURN_HINT}")
+
+
+def _validated(data: dict[str, Any], index: int) -> dict[str, Any]:
+    try:
+        return parse_report(data).to_wsjf()
+    except ValidationError as exc:
+        key, problem = describe_validation_error(exc)
+        raise OutputError(f"report {index} is not valid WSJF: {key}: {problem}") from None
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+        raise OutputError(f"report {index} is not valid WSJF: {exc}") from None
 
 
 def normalize_output(output: Any, *, sha256: str, defaults: ReportDefaults) -> list[dict[str, Any]]:
@@ -113,7 +125,7 @@ def normalize_output(output: Any, *, sha256: str, defaults: ReportDefaults) -> l
     reports: list[dict[str, Any]] = []
     seen_ids: dict[str, int] = {}
     for index, item in enumerate(_as_items(output)):
-        data, has_id = _to_dict(item, index)
+        data, has_id, validated = _to_dict(item, index)
         if not has_id:
             data["id"] = str(report_id(defaults.instance_name, sha256, index))
         for key, value in (
@@ -125,13 +137,8 @@ def normalize_output(output: Any, *, sha256: str, defaults: ReportDefaults) -> l
                 data[key] = value
         if step_depth(data.get("root")) > MAX_STEP_DEPTH:
             raise OutputError(f"report {index}: steps nested more than {MAX_STEP_DEPTH} deep")
-        try:
-            wsjf = parse_report(data).to_wsjf()
-        except ValidationError as exc:
-            key, problem = describe_validation_error(exc)
-            raise OutputError(f"report {index} is not valid WSJF: {key}: {problem}") from None
-        except (ValueError, TypeError, OverflowError, RecursionError) as exc:
-            raise OutputError(f"report {index} is not valid WSJF: {exc}") from None
+        # The defaults added above are station settings, checked with the config.
+        wsjf = data if validated else _validated(data, index)
         report_key = str(wsjf["id"])
         if report_key in seen_ids:
             raise OutputError(

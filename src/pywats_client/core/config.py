@@ -148,7 +148,13 @@ class ClientConfig(BaseModel):
         default_factory=dict, description="Settings per converter, keyed by converter name."
     )
     max_file_size: int = Field(
-        64 * 1024 * 1024, ge=1, description="Bytes; larger source files are refused to Error."
+        64 * 1024 * 1024,
+        ge=1,
+        description=(
+            "Bytes; larger source files are refused to Error. Converting a WSJF file "
+            "takes about 21 times its size in memory for a moment (docs/benchmarks.md, "
+            "one big result file): lower it on a PC with little memory and several stations."
+        ),
     )
     text_encoding: str | None = Field(
         None, description="Encoding of text result files; null detects (BOM, UTF-8, cp1252)."

@@ -427,7 +427,11 @@ def worst_status(statuses: Iterable[object]) -> StepStatus:
 
 def iter_steps(step: Step) -> list[Step]:
     """``step`` and all its descendants, depth first."""
-    out: list[Step] = [step]
-    for child in getattr(step, "steps", []):
-        out.extend(iter_steps(child))
+    out: list[Step] = []
+    pending = [step]
+    while pending:
+        current = pending.pop()
+        out.append(current)
+        if isinstance(current, SequenceCallStep):
+            pending.extend(reversed(current.steps))
     return out
