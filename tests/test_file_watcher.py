@@ -668,6 +668,65 @@ def test_idle_watcher_does_not_busy_wait(tmp_path: Path) -> None:
     run(body)
 
 
+@pytest.mark.skipif(os.name == "nt", reason="symlinks need privileges on Windows")
+def test_results_that_can_never_be_taken_are_noted_not_scanned(tmp_path: Path) -> None:
+    config = make_config(tmp_path, file_patterns=["*.json"])
+    watch = config.watch_dirs[0]
+    for rel in ["batch-7/r1.json", "notes/readme.txt", "Done/old.json", "Error/bad.json"]:
+        (watch / rel).parent.mkdir(parents=True, exist_ok=True)
+        (watch / rel).write_text("{}")
+    (watch / "gone.json").symlink_to(tmp_path / "nowhere.json")
+    (watch / "gone.txt").symlink_to(tmp_path / "nowhere.txt")  # not a result name
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (watch / "linked").symlink_to(elsewhere, target_is_directory=True)
+    [root] = build_roots(config)
+    notes: list[str] = []
+    assert list(scan_root(root, FilterRules(patterns=("*.json",)), [], notes)) == []
+    assert len(notes) == 2, notes
+    assert "batch-7" in notes[0] and "'r1.json'" in notes[0] and "recursive" in notes[0]
+    assert "gone.json" in notes[1] and "does not exist" in notes[1]
+
+    # Recursive: the sub-folder is scanned, and only the folder link is noted.
+    [root] = build_roots(make_config(tmp_path, file_patterns=["*.json"], recursive=True))
+    notes = []
+    found = list(scan_root(root, FilterRules(patterns=("*.json",)), [], notes))
+    assert [p.name for p, _ in found] == ["r1.json"]
+    assert sorted(n.split(" is a link")[0] for n in notes) == [
+        str(watch / "gone.json"),
+        str(watch / "linked"),
+    ]
+    assert "watch_paths" in next(n for n in notes if "linked" in n)
+
+
+def test_a_result_in_an_unwatched_sub_folder_is_logged_once_while_it_is_there(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = make_config(tmp_path)
+    batch = config.watch_dirs[0] / "batch-7"
+    batch.mkdir()
+    (batch / "r1.json").write_text("{}")
+
+    async def body() -> None:
+        watcher = FileWatcher(config)
+        await watcher.start()
+        try:
+            with caplog.at_level(logging.WARNING, logger="pywats_client"):
+                await rescanned(watcher)
+                await rescanned(watcher)
+                assert caplog.text.count("not taken, because recursive is false") == 1
+                assert watcher.problems == []  # a note, not a station warning
+                (batch / "r1.json").unlink()
+                await rescanned(watcher)
+                (batch / "r2.json").write_text("{}")
+                await rescanned(watcher)
+                assert caplog.text.count("not taken, because recursive is false") == 2
+        finally:
+            await watcher.stop()
+
+    run(body)
+
+
 @pytest.mark.skipif(os.name == "nt", reason="POSIX permission semantics")
 def test_unreadable_subfolder_is_reported_not_fatal(tmp_path: Path) -> None:
     if os.geteuid() == 0:

@@ -136,11 +136,17 @@ def root_for(roots: Iterable[WatchRoot], path: Path) -> WatchRoot | None:
 
 
 def scan_root(
-    root: WatchRoot, rules: FilterRules, errors: list[str] | None = None
+    root: WatchRoot,
+    rules: FilterRules,
+    errors: list[str] | None = None,
+    notes: list[str] | None = None,
 ) -> Iterator[tuple[Path, os.stat_result]]:
     """Every accepted file under ``root`` with its stat; vanished entries are skipped.
 
     Folders that cannot be listed are skipped and described in ``errors``.
+    Results that are there but never taken (in a sub-folder that is not
+    watched, behind a link) are described in ``notes``: the operator should
+    hear of them, though they may be left there on purpose.
     """
     stack = [root.path]
     while stack:
@@ -156,14 +162,59 @@ def scan_root(
             if errors is not None:
                 errors.append(f"cannot list {folder}: {exc.strerror or exc}")
             continue
+        unwatched = 0
         for entry in entries:
             try:
                 if entry.is_dir(follow_symlinks=False):
-                    if root.recursive and _key(Path(entry.path)) not in root.excluded:
+                    if _key(Path(entry.path)) in root.excluded:
+                        continue
+                    if root.recursive:
                         stack.append(Path(entry.path))
+                    elif notes is not None and unwatched < _SUBFOLDERS_CHECKED:
+                        unwatched += 1
+                        _note_unwatched(Path(entry.path), rules, notes)
                     continue
-                if not entry.is_file() or not rules.accepts(entry.name):
+                if not entry.is_file():
+                    if notes is not None and entry.is_symlink():
+                        _note_link(root, Path(entry.path), rules, notes)
+                    continue
+                if not rules.accepts(entry.name):
                     continue
                 yield Path(entry.path), entry.stat()
             except FileNotFoundError:
                 continue
+
+
+#: Sub-folders of a non-recursive watch folder looked into per scan, for the
+#: warning that results there are not taken (a bound on the cost of a folder
+#: that holds years of dated sub-folders).
+_SUBFOLDERS_CHECKED = 20
+
+
+def _note_unwatched(folder: Path, rules: FilterRules, notes: list[str]) -> None:
+    """Note ``folder`` if it directly holds a result file that is not taken."""
+    try:
+        with os.scandir(folder) as iterator:
+            example = next(
+                (e.name for e in iterator if rules.accepts(e.name) and e.is_file()), None
+            )
+    except OSError:
+        return
+    if example is not None:
+        notes.append(
+            f"{folder} holds result files (such as {example!r}) that are not taken, because "
+            "recursive is false: set recursive to true, or have the tester write into "
+            f"{folder.parent}"
+        )
+
+
+def _note_link(root: WatchRoot, path: Path, rules: FilterRules, notes: list[str]) -> None:
+    """Note a link that is neither a file nor followed, where results may hide behind it."""
+    if path.is_dir():
+        if root.recursive and _key(path) not in root.excluded:
+            notes.append(
+                f"{path} is a link to a folder, and links to folders are not followed: "
+                "add the folder it points to to watch_paths"
+            )
+    elif rules.accepts(path.name):
+        notes.append(f"{path} is a link whose target does not exist or cannot be read")

@@ -204,6 +204,8 @@ class FileWatcher:
         self._task: asyncio.Task[None] | None = None
         self._rescan_due = 0.0
         self._problems: dict[str, str] = {}
+        #: Results the last rescan saw but cannot take (sub-folders, links); logged once.
+        self._noted: set[str] = set()
         #: Distinct files found in the watch folders (each file counted once).
         self.files_seen = 0
         #: Times a dead observer thread was rebuilt.
@@ -402,14 +404,19 @@ class FileWatcher:
 
     async def _rescan(self) -> None:
         errors: list[str] = []
+        notes: list[str] = []
         started = time.monotonic()
-        found = await asyncio.to_thread(self._scan_all, errors)
+        found = await asyncio.to_thread(self._scan_all, errors, notes)
         # Files released while the scan ran were listed before they were moved away.
         moved = {p for p, when in self._released.items() if when >= started}
         self._released = {p: when for p, when in self._released.items() if when >= started}
         self.rescans += 1
         self._problems.pop("loop", None)
         self._set_problems("scan", errors)
+        for note in dict.fromkeys(notes):
+            if note not in self._noted:  # once while it stays true, not every rescan
+                log.warning("%s", note)
+        self._noted = set(notes)
         now = time.monotonic()
         for path, root, st in found:
             if path in self._claimed or path in self._tracker or path in moved:
@@ -422,10 +429,12 @@ class FileWatcher:
             self._deferred.discard(path)
             self._seen.discard(path)
 
-    def _scan_all(self, errors: list[str]) -> list[tuple[Path, WatchRoot, os.stat_result]]:
+    def _scan_all(
+        self, errors: list[str], notes: list[str]
+    ) -> list[tuple[Path, WatchRoot, os.stat_result]]:
         found = []
         for root in self.roots:
-            for path, st in scan_root(root, self.rules, errors):
+            for path, st in scan_root(root, self.rules, errors, notes):
                 found.append((path, root, st))
         return found
 
