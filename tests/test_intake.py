@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import threading
 import time
@@ -621,6 +622,73 @@ def test_a_file_rewritten_during_conversion_is_not_deleted_but_taken_again(
             await h.until(lambda: h.intake.stats.converted == 2 and not path.exists())
             sns = sorted(item.report["sn"] for item in h.store.iter_items("pending"))
             assert sns == ["first", "second, longer content"]
+
+    run(body)
+
+
+async def write_in_two_watched_pieces(h: Harness, out: Any, first: str, second: str) -> None:
+    """Write ``first``, let the watcher see it, then ``second``: a file seen being written."""
+    out.write(first)
+    out.flush()
+    await h.until(lambda: h.watcher.files_seen == 1)
+    out.write(second)  # within ready_after of being seen, so before it counts as settled
+    out.flush()
+
+
+def test_a_file_read_half_written_stays_and_is_taken_once_complete(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A tester pausing longer than ready_after with the file still open (Linux lets
+    # it be read): parked in Error, the rest of the result would land in the Error copy.
+    config = make_config(tmp_path, ready_after=2.0)
+    path = config.watch_dirs[0] / "r.json"
+
+    async def body() -> None:
+        async with running(config) as h:
+            with open(path, "w") as out:
+                await write_in_two_watched_pieces(h, out, '{"sn": ', '"r-1"')
+                await h.until(lambda: "tried again once it has settled" in caplog.text)
+                assert h.converter.calls["r.json"] == 1
+                assert files_in(h.watch) == ["r.json"]  # still where the tester writes it
+                out.write("}")
+            await h.until(lambda: h.intake.stats.converted == 1)
+            assert files_in(h.watch) == ["Done/r.json"]
+            assert [item.report["sn"] for item in h.store.iter_items("pending")] == ["r-1"]
+            assert h.intake.stats.errored == 0
+
+    with caplog.at_level(logging.INFO, logger="pywats_client"):
+        run(body)
+
+
+def test_a_bad_file_seen_being_written_is_parked_when_taken_again_unchanged(
+    tmp_path: Path,
+) -> None:
+    config = make_config(tmp_path, ready_after=2.0, rescan_interval=1.0)
+    path = config.watch_dirs[0] / "r.json"
+
+    async def body() -> None:
+        async with running(config) as h:
+            with open(path, "w") as out:
+                await write_in_two_watched_pieces(h, out, "not ", "json")
+            await h.until(lambda: h.intake.stats.errored == 1)
+            assert h.converter.calls["r.json"] == 2
+            assert files_in(h.watch) == ["Error/r.json", "Error/r.json.error.txt"]
+
+    run(body)
+
+
+def test_with_a_ready_marker_a_failed_file_is_parked_at_once(tmp_path: Path) -> None:
+    # The marker says the tester is done: a failure is not a half-read file.
+    config = make_config(tmp_path, ready_after=2.0, ready_marker=".done")
+    path = config.watch_dirs[0] / "r.json"
+
+    async def body() -> None:
+        async with running(config) as h:
+            with open(path, "w") as out:
+                await write_in_two_watched_pieces(h, out, "not ", "json")
+            path.with_name("r.json.done").touch()
+            await h.until(lambda: h.intake.stats.errored == 1)
+            assert h.converter.calls["r.json"] == 1
 
     run(body)
 

@@ -8,6 +8,7 @@ and on disk.
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests._standin import StandinClient
-from tests.e2e._intake_support import RunProcess, write_config, write_result
+from tests.e2e._intake_support import RunProcess, write_config, write_result, wsjf
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -114,6 +115,37 @@ def test_kill_after_enqueue_before_the_journal_knows(
     skipped = re.findall(r"(\d+) report\(s\) were already queued before the crash", log)
     assert sum(int(n) for n in skipped) == queued
     # converted before the kill, so redone in batches and not blamed for the crash
+    assert "died while converting" not in log
+
+
+def test_kill_after_a_half_written_file_was_left_to_settle(
+    tmp_path: Path, standin: StandinClient
+) -> None:
+    """A file read half-written is left in place, not parked; a kill right after that
+    decision (its batch journal not yet ended) loses nothing and blames nothing."""
+    station = tmp_path / "station"
+    flag = tmp_path / "reached"
+    # ready_after leaves time to write the second piece once the worker has seen the first
+    config = write_config(station, standin, ready_after=3.0)
+    prelude = hang_at("pywats_client.services._journal:BatchJournal.end", flag)
+    worker = RunProcess(config, prelude=prelude).start()
+    text = json.dumps(wsjf("SLOW-001"))
+    source = station / "in" / "SLOW-001.json"
+    try:
+        with open(source, "w", encoding="utf-8") as out:
+            out.write(text[:20])
+            out.flush()
+            wait_until(lambda: " 1 seen" in worker.current_log(), 30, message=worker.tail)
+            out.write(text[20:40])  # seen changing: a tester writing it in place
+            out.flush()
+            wait_until(flag.exists, 30, message=lambda: f"batch end reached; {worker.tail()}")
+            assert "stays and is tried again once it has settled" in worker.current_log()
+            worker.kill()
+            out.write(text[40:])
+    finally:
+        worker.kill()
+    assert not (station / "in" / "Error").exists()
+    log = finish_and_check(station, standin, {"SLOW-001"})
     assert "died while converting" not in log
 
 

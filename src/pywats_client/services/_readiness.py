@@ -42,6 +42,9 @@ class SourceFile:
 
     ``reject_reason`` is set when the file can never be converted as it is
     (empty, too large): the intake moves it to the error folder with that reason.
+    ``seen_changing``: the watcher saw it change after first seeing it, so a
+    tester was writing it in place; a failed conversion may have read it
+    half-written, and the intake gives it another chance before parking it.
     """
 
     path: Path
@@ -52,6 +55,7 @@ class SourceFile:
     mtime_ns: int
     marker: Path | None = None
     reject_reason: str | None = None
+    seen_changing: bool = False
 
 
 @dataclass(frozen=True)
@@ -167,6 +171,7 @@ class _Candidate:
     stable_since: float = 0.0
     next_check: float = 0.0
     empty_since: float | None = None
+    seen_changing: bool = False
 
 
 @dataclass
@@ -290,6 +295,7 @@ class ReadinessTracker:
     def _observe_change(self, cand: _Candidate, res: ProbeResult, now: float) -> None:
         assert res.size is not None
         fresh = cand.size < 0
+        cand.seen_changing = cand.seen_changing or not fresh
         cand.size, cand.mtime_ns = res.size, res.mtime_ns
         cand.stable_since = now
         if res.size == 0:
@@ -313,6 +319,7 @@ class ReadinessTracker:
             mtime_ns=cand.mtime_ns,
             marker=Path(f"{path}{self.marker}") if self.marker else None,
             reject_reason=reason,
+            seen_changing=cand.seen_changing,
         )
 
     def _decide(

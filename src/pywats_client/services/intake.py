@@ -149,6 +149,9 @@ class _Done:
     src: SourceFile
     conversion: ConversionLike | None = None
     error: ErrorReport | None = None
+    #: The error may come from reading the file half-written: try it again once it
+    #: has settled instead of parking it (see :meth:`IntakePipeline._finish`).
+    retry_when_settled: bool = False
 
 
 class IntakePipeline:
@@ -517,11 +520,16 @@ class IntakePipeline:
                     detail=detail,
                 ),
             )
+        # A file seen being written (without a marker to say it is complete) may have
+        # been read half-written; a timeout is not that, and is not risked twice.
+        half_read = src.seen_changing and src.marker is None
         if outcome.error is not None:
             exc = outcome.error
             reason = str(exc) if isinstance(exc, ConversionError) else "the converter crashed"
             # ErrorReport names the converter a ConversionError carries
-            return _Done(src, error=ErrorReport(reason, exception=exc))
+            return _Done(
+                src, error=ErrorReport(reason, exception=exc), retry_when_settled=half_read
+            )
         conversion = outcome.value
         assert conversion is not None
         if not conversion.reports:
@@ -530,6 +538,7 @@ class IntakePipeline:
                 error=ErrorReport(
                     "the converter produced no report", converter=conversion.converter
                 ),
+                retry_when_settled=half_read,
             )
         return _Done(src, conversion=conversion)
 
@@ -594,6 +603,17 @@ class IntakePipeline:
         self._post_action(ok, shas, dirs)
         for done in results:
             if done.error is None or done.src.path in changed:
+                continue
+            if done.retry_when_settled:
+                # Parked in Error, a file read half-written (a tester pausing longer than
+                # ready_after) would get the rest of its result there. It stays, to be
+                # taken again at the next rescan or change; unchanged by then, it is parked.
+                log.info(
+                    "%s could not be converted (%s); it was still being written when taken, "
+                    "so it stays and is tried again once it has settled",
+                    done.src.path,
+                    done.error.reason,
+                )
                 continue
             try:
                 target = move_to_error(done.src, done.error)
