@@ -20,7 +20,14 @@ import pytest
 
 T = TypeVar("T")
 
-__all__ = ["StopWaiting", "async_wait_until", "run_cli", "wait_until"]
+__all__ = [
+    "StopWaiting",
+    "async_wait_until",
+    "refuse_reading",
+    "rescanned",
+    "run_cli",
+    "wait_until",
+]
 
 
 class StopWaiting(AssertionError):
@@ -78,6 +85,13 @@ async def async_wait_until(
             text = message() if callable(message) else message
             raise AssertionError(f"timed out after {timeout} s waiting for {text}")
         await asyncio.sleep(interval)
+
+
+async def rescanned(watcher: Any) -> None:
+    """Ask a ``FileWatcher`` for a full rescan and wait until it is done."""
+    seen = watcher.rescans
+    watcher.request_rescan()
+    await async_wait_until(lambda: watcher.rescans > seen, 15, message="one more rescan")
 
 
 def run_cli(

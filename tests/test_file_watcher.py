@@ -21,7 +21,7 @@ from pywats_client.services import _scan
 from pywats_client.services._readiness import ProbeResult, ReadinessTracker, probe
 from pywats_client.services._scan import FilterRules, WatchRoot, build_roots, root_for, scan_root
 from pywats_client.services.file_watcher import FileWatcher, SourceFile
-from tests.helpers import async_wait_until
+from tests.helpers import async_wait_until, rescanned
 
 
 def make_config(tmp_path: Path, **overrides: Any) -> ClientConfig:
@@ -50,13 +50,6 @@ async def collect(watcher: FileWatcher, n: int, timeout: float = 15.0) -> list[S
         assert remaining > 0, f"only {len(got)} of {n} files became ready: {got}"
         got += await watcher.get_ready(n - len(got), timeout=remaining)
     return got
-
-
-async def rescanned(watcher: FileWatcher) -> None:
-    """Ask for a full rescan and wait until it is done."""
-    seen = watcher.rescans
-    watcher.request_rescan()
-    await async_wait_until(lambda: watcher.rescans > seen, 15, message="one more rescan")
 
 
 async def only_the_canary_comes(
@@ -681,22 +674,19 @@ def test_results_that_can_never_be_taken_are_noted_not_scanned(tmp_path: Path) -
     elsewhere.mkdir()
     (watch / "linked").symlink_to(elsewhere, target_is_directory=True)
     [root] = build_roots(config)
-    notes: list[str] = []
+    notes: dict[Path, str] = {}
     assert list(scan_root(root, FilterRules(patterns=("*.json",)), [], notes)) == []
-    assert len(notes) == 2, notes
-    assert "batch-7" in notes[0] and "'r1.json'" in notes[0] and "recursive" in notes[0]
-    assert "gone.json" in notes[1] and "does not exist" in notes[1]
+    assert sorted(notes) == [watch / "batch-7", watch / "gone.json"], notes
+    assert "'r1.json'" in notes[watch / "batch-7"] and "recursive" in notes[watch / "batch-7"]
+    assert "does not exist" in notes[watch / "gone.json"]
 
     # Recursive: the sub-folder is scanned, and only the folder link is noted.
     [root] = build_roots(make_config(tmp_path, file_patterns=["*.json"], recursive=True))
-    notes = []
+    notes = {}
     found = list(scan_root(root, FilterRules(patterns=("*.json",)), [], notes))
     assert [p.name for p, _ in found] == ["r1.json"]
-    assert sorted(n.split(" is a link")[0] for n in notes) == [
-        str(watch / "gone.json"),
-        str(watch / "linked"),
-    ]
-    assert "watch_paths" in next(n for n in notes if "linked" in n)
+    assert sorted(notes) == [watch / "gone.json", watch / "linked"]
+    assert "watch_paths" in notes[watch / "linked"]
 
 
 def test_a_result_in_an_unwatched_sub_folder_is_logged_once_while_it_is_there(
@@ -716,9 +706,13 @@ def test_a_result_in_an_unwatched_sub_folder_is_logged_once_while_it_is_there(
                 await rescanned(watcher)
                 assert caplog.text.count("not taken, because recursive is false") == 1
                 assert watcher.problems == []  # a note, not a station warning
+                (batch / "r2.json").write_text("{}")  # another example: the same folder
                 (batch / "r1.json").unlink()
                 await rescanned(watcher)
-                (batch / "r2.json").write_text("{}")
+                assert caplog.text.count("not taken, because recursive is false") == 1
+                (batch / "r2.json").unlink()
+                await rescanned(watcher)
+                (batch / "r3.json").write_text("{}")
                 await rescanned(watcher)
                 assert caplog.text.count("not taken, because recursive is false") == 2
         finally:

@@ -37,7 +37,7 @@ from pywats_client.services._journal import (
 from pywats_client.services._readiness import SourceFile
 from pywats_client.services.file_watcher import FileWatcher
 from pywats_client.services.intake import IntakePipeline
-from tests.helpers import async_wait_until
+from tests.helpers import async_wait_until, rescanned
 
 NS = uuid.UUID("6f1c1a52-0000-4000-8000-000000000001")
 
@@ -630,8 +630,11 @@ async def write_in_two_watched_pieces(h: Harness, out: Any, first: str, second: 
     """Write ``first``, let the watcher see it, then ``second``: a file seen being written."""
     out.write(first)
     out.flush()
-    await h.until(lambda: h.watcher.files_seen == 1)
-    out.write(second)  # within ready_after of being seen, so before it counts as settled
+    # The loop probes what events brought in right after a rescan: after a second
+    # rescan the first piece has been looked at (ready_after has not passed yet).
+    await rescanned(h.watcher)
+    await rescanned(h.watcher)
+    out.write(second)
     out.flush()
 
 
@@ -675,6 +678,28 @@ def test_a_bad_file_seen_being_written_is_parked_when_taken_again_unchanged(
             assert files_in(h.watch) == ["Error/r.json", "Error/r.json.error.txt"]
 
     run(body)
+
+
+def test_a_bad_file_rewritten_again_and_again_is_parked_after_three_tries(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = make_config(tmp_path, ready_after=1.0)
+    path = config.watch_dirs[0] / "r.json"
+
+    async def body() -> None:
+        async with running(config) as h:
+            for tries in range(1, 5):
+                with open(path, "a") as out:
+                    await write_in_two_watched_pieces(h, out, "not ", "json ")
+                if tries < 4:
+                    await h.until(lambda n=tries: f"({n} of 3)" in caplog.text)
+            await h.until(lambda: h.intake.stats.errored == 1)
+            assert h.converter.calls["r.json"] == 4
+            reason = (h.watch / "Error" / "r.json.error.txt").read_text()
+            assert "failed 3 time(s) before, while still being written" in reason
+
+    with caplog.at_level(logging.INFO, logger="pywats_client"):
+        run(body)
 
 
 def test_with_a_ready_marker_a_failed_file_is_parked_at_once(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ from pywats_client.models import (
     compare_numeric,
     parse_report,
 )
+from pywats_client.models.report import dump_checked
 
 WATS_MD_EXAMPLE: dict[str, Any] = {
     "type": "T",
@@ -197,6 +198,26 @@ def test_steps_under_a_step_that_is_not_a_sequence_call_pass_through() -> None:
             "steps": [{"stepType": "Action", "name": "outer", "steps": nested}]}}  # fmt: skip
     (outer,) = parse_report(data).to_wsjf()["root"]["steps"]
     assert outer["id"] == 1 and outer["steps"] == nested
+
+
+def test_dump_checked_says_when_the_serializer_met_an_unvalidated_value() -> None:
+    report = UUTReport(pn="p", sn="s")
+    report.misc_infos.append(MiscInfo(description="Firmware", text="7.1"))
+    data, validated = dump_checked(report)
+    assert validated and data["miscInfos"] == [{"description": "Firmware", "text": "7.1"}]
+    report.misc_infos.append({"text": "no description"})  # type: ignore[arg-type]
+    data, validated = dump_checked(report)
+    assert not validated and data["miscInfos"][1] == {"text": "no description"}
+
+
+def test_start_set_after_construction_moves_the_derived_utc_start_too() -> None:
+    # Converters often build the report first and set start once they read it.
+    report = UUTReport(pn="p", sn="s")
+    report.start = datetime(2026, 3, 2, 9, 15, tzinfo=timezone(timedelta(hours=1)))
+    assert report.to_wsjf()["startUTC"] == "2026-03-02T08:15:00Z"
+    given = parse_report({"pn": "p", "sn": "s", "startUTC": "2026-03-02T08:15:30Z"})
+    given.start = datetime(2027, 1, 1, tzinfo=timezone.utc)
+    assert given.to_wsjf()["startUTC"] == "2026-03-02T08:15:30Z"  # given, so kept
 
 
 def test_repair_report() -> None:

@@ -89,13 +89,13 @@ def step_depth(node: Any) -> int:
     return deepest
 
 
-def _to_dict(item: Any, index: int) -> tuple[dict[str, Any], bool, bool]:
+def _to_dict(item: Any, index: int, trusted: bool) -> tuple[dict[str, Any], bool, bool]:
     """(WSJF dict, whether the converter chose the id, whether the dict is validated)."""
     if isinstance(item, (UUTReport, UURReport)):
         has_id = "id" in item.model_fields_set
         try:
-            data, validated = dump_checked(item)
-            return data, has_id, validated
+            data, checked = dump_checked(item)  # no serializer warnings: checked below
+            return data, has_id, trusted and checked
         except ValidationError as exc:
             key, problem = describe_validation_error(exc)
             raise OutputError(f"report {index}: {key}: {problem}") from None
@@ -120,12 +120,21 @@ def _validated(data: dict[str, Any], index: int) -> dict[str, Any]:
         raise OutputError(f"report {index} is not valid WSJF: {exc}") from None
 
 
-def normalize_output(output: Any, *, sha256: str, defaults: ReportDefaults) -> list[dict[str, Any]]:
-    """Validated WSJF dicts for ``output``; :class:`OutputError` saying what is wrong."""
+def normalize_output(
+    output: Any, *, sha256: str, defaults: ReportDefaults, trusted: bool = False
+) -> list[dict[str, Any]]:
+    """Validated WSJF dicts for ``output``; :class:`OutputError` saying what is wrong.
+
+    ``trusted``: the output of a built-in converter, whose models are built by
+    validating WSJF data and not touched after; validating them again would
+    double the time and memory of a big report. A plugin's model may hold what
+    pydantic never checked (``model_construct``, a list emptied after it was
+    built), so it is validated again.
+    """
     reports: list[dict[str, Any]] = []
     seen_ids: dict[str, int] = {}
     for index, item in enumerate(_as_items(output)):
-        data, has_id, validated = _to_dict(item, index)
+        data, has_id, validated = _to_dict(item, index, trusted)
         if not has_id:
             data["id"] = str(report_id(defaults.instance_name, sha256, index))
         for key, value in (

@@ -560,7 +560,9 @@ class ConverterManager:
                 file=path,
             ) from exc
         try:
-            reports = normalize_output(output, sha256=sha256, defaults=self._defaults)
+            reports = normalize_output(
+                output, sha256=sha256, defaults=self._defaults, trusted=origin == "built-in"
+            )
         except OutputError as exc:
             raise ConversionError(
                 f"{path.name}: converter {name!r} {exc}", converter=name, file=path

@@ -164,7 +164,10 @@ class _ReportBase(WsjfModel):
 
     @model_validator(mode="after")
     def _fill_start_utc(self) -> _ReportBase:
-        source = self.start if self.start_utc is None else _aware(self.start_utc)
+        # Derived (not given) startUTC follows start, also when start is set later
+        # (``report.start = ...`` in a converter) instead of keeping the first value.
+        given = self.start_utc is not None and "start_utc" in self.model_fields_set
+        source = _aware(self.start_utc) if given else self.start
         try:
             utc = source.astimezone(timezone.utc)
         except OverflowError:
@@ -283,14 +286,15 @@ def _validate_appended(sequence: SequenceCallStep) -> None:
 
 
 def dump_checked(report: UUTReport | UURReport) -> tuple[dict[str, Any], bool]:
-    """``report`` as WSJF data, and whether everything in it went through validation.
+    """``report`` as WSJF data, and whether pydantic's serializer found all of it as
+    validated model types.
 
-    A model checks each value as it is set (``validate_assignment``) and steps
-    appended as dicts are validated at serialization, so its WSJF needs no
-    second validation, which would double the time and memory a big report
-    costs. Only a plain value put into another list (a dict appended to
-    ``misc_infos``) skips validation; pydantic's serializer notices it, and
-    the caller must then validate the data.
+    For a report built by validation and not touched after, that data needs no
+    second validation. Where a plain value was put into a list (a dict appended to
+    ``misc_infos``) the serializer notices, and the caller must validate the data.
+    It does not notice values that never met a validator (``model_construct``, a
+    list emptied after validation): only code that builds reports by validation
+    may rely on it.
     """
     report._number_steps()
     try:

@@ -8,6 +8,7 @@ itself") are stated once and tested without threads or timing.
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import os
 import sys
 from collections.abc import Iterable, Iterator
@@ -139,14 +140,14 @@ def scan_root(
     root: WatchRoot,
     rules: FilterRules,
     errors: list[str] | None = None,
-    notes: list[str] | None = None,
+    notes: dict[Path, str] | None = None,
 ) -> Iterator[tuple[Path, os.stat_result]]:
     """Every accepted file under ``root`` with its stat; vanished entries are skipped.
 
     Folders that cannot be listed are skipped and described in ``errors``.
     Results that are there but never taken (in a sub-folder that is not
-    watched, behind a link) are described in ``notes``: the operator should
-    hear of them, though they may be left there on purpose.
+    watched, behind a link) are described in ``notes``, by folder or link: the
+    operator should hear of them, though they may be left there on purpose.
     """
     stack = [root.path]
     while stack:
@@ -185,36 +186,36 @@ def scan_root(
                 continue
 
 
-#: Sub-folders of a non-recursive watch folder looked into per scan, for the
-#: warning that results there are not taken (a bound on the cost of a folder
-#: that holds years of dated sub-folders).
+#: Sub-folders of a non-recursive watch folder looked into per scan, and entries
+#: read in each, for the note that results there are not taken (bounds on the
+#: cost of a folder that holds years of dated sub-folders full of other files).
 _SUBFOLDERS_CHECKED = 20
+_ENTRIES_CHECKED = 100
 
 
-def _note_unwatched(folder: Path, rules: FilterRules, notes: list[str]) -> None:
+def _note_unwatched(folder: Path, rules: FilterRules, notes: dict[Path, str]) -> None:
     """Note ``folder`` if it directly holds a result file that is not taken."""
     try:
         with os.scandir(folder) as iterator:
-            example = next(
-                (e.name for e in iterator if rules.accepts(e.name) and e.is_file()), None
-            )
+            entries = itertools.islice(iterator, _ENTRIES_CHECKED)
+            example = next((e.name for e in entries if rules.accepts(e.name) and e.is_file()), None)
     except OSError:
         return
     if example is not None:
-        notes.append(
+        notes[folder] = (
             f"{folder} holds result files (such as {example!r}) that are not taken, because "
             "recursive is false: set recursive to true, or have the tester write into "
             f"{folder.parent}"
         )
 
 
-def _note_link(root: WatchRoot, path: Path, rules: FilterRules, notes: list[str]) -> None:
+def _note_link(root: WatchRoot, path: Path, rules: FilterRules, notes: dict[Path, str]) -> None:
     """Note a link that is neither a file nor followed, where results may hide behind it."""
     if path.is_dir():
         if root.recursive and _key(path) not in root.excluded:
-            notes.append(
-                f"{path} is a link to a folder, and links to folders are not followed: "
-                "add the folder it points to to watch_paths"
+            notes[path] = (
+                f"{path} is a link to a folder, and links to folders are not followed; "
+                "if results are written there, add that folder to watch_paths"
             )
     elif rules.accepts(path.name):
-        notes.append(f"{path} is a link whose target does not exist or cannot be read")
+        notes[path] = f"{path} is a link whose target does not exist or cannot be read"

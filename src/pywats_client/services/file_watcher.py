@@ -205,7 +205,7 @@ class FileWatcher:
         self._rescan_due = 0.0
         self._problems: dict[str, str] = {}
         #: Results the last rescan saw but cannot take (sub-folders, links); logged once.
-        self._noted: set[str] = set()
+        self._noted: set[Path] = set()
         #: Distinct files found in the watch folders (each file counted once).
         self.files_seen = 0
         #: Times a dead observer thread was rebuilt.
@@ -404,7 +404,7 @@ class FileWatcher:
 
     async def _rescan(self) -> None:
         errors: list[str] = []
-        notes: list[str] = []
+        notes: dict[Path, str] = {}
         started = time.monotonic()
         found = await asyncio.to_thread(self._scan_all, errors, notes)
         # Files released while the scan ran were listed before they were moved away.
@@ -413,8 +413,8 @@ class FileWatcher:
         self.rescans += 1
         self._problems.pop("loop", None)
         self._set_problems("scan", errors)
-        for note in dict.fromkeys(notes):
-            if note not in self._noted:  # once while it stays true, not every rescan
+        for where, note in notes.items():
+            if where not in self._noted:  # once while it stays true, not every rescan
                 log.warning("%s", note)
         self._noted = set(notes)
         now = time.monotonic()
@@ -430,7 +430,7 @@ class FileWatcher:
             self._seen.discard(path)
 
     def _scan_all(
-        self, errors: list[str], notes: list[str]
+        self, errors: list[str], notes: dict[Path, str]
     ) -> list[tuple[Path, WatchRoot, os.stat_result]]:
         found = []
         for root in self.roots:

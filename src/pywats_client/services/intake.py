@@ -25,7 +25,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -57,6 +57,11 @@ log = logging.getLogger(__name__)
 
 #: A file that was being converted in this many worker crashes is quarantined.
 QUARANTINE_AFTER_CRASHES = 2
+#: A file that fails while being written is left in place this many times at most
+#: (a tester pausing several times), then parked in Error like any bad file.
+_LEFT_IN_PLACE_MAX = 3
+#: Sources remembered as left in place; beyond that the memory starts over.
+_LEFT_IN_PLACE_REMEMBERED = 10_000
 
 
 class ConversionLike(Protocol):
@@ -192,6 +197,8 @@ class IntakePipeline:
         self._journal = BatchJournal(folder)
         #: Batch journal of each source being converted (read by converter threads).
         self._journal_of: dict[Path, Path] = {}
+        #: How often each source that failed while being written was left in place.
+        self._left_in_place: dict[Path, int] = {}
         self._crashes: CrashCounts | None = None
         self._processed: ProcessedJournal | None = None
         self._folder = folder
@@ -521,8 +528,13 @@ class IntakePipeline:
                 ),
             )
         # A file seen being written (without a marker to say it is complete) may have
-        # been read half-written; a timeout is not that, and is not risked twice.
-        half_read = src.seen_changing and src.marker is None
+        # been read half-written; a timeout is not that, and is not risked twice. A
+        # tester rewriting a bad file again and again gets it parked after a few tries.
+        half_read = (
+            src.seen_changing
+            and src.marker is None
+            and self._left_in_place.get(src.path, 0) < _LEFT_IN_PLACE_MAX
+        )
         if outcome.error is not None:
             exc = outcome.error
             reason = str(exc) if isinstance(exc, ConversionError) else "the converter crashed"
@@ -599,6 +611,8 @@ class IntakePipeline:
         for path in changed:
             log.warning("%s changed or vanished while being converted; not touched", path)
         ok = [d.src for d in results if d.conversion is not None and d.src.path not in changed]
+        for src in ok:
+            self._left_in_place.pop(src.path, None)
         shas = {d.src.path: d.conversion.source_sha256 for d in results if d.conversion}
         self._post_action(ok, shas, dirs)
         for done in results:
@@ -608,25 +622,39 @@ class IntakePipeline:
                 # Parked in Error, a file read half-written (a tester pausing longer than
                 # ready_after) would get the rest of its result there. It stays, to be
                 # taken again at the next rescan or change; unchanged by then, it is parked.
+                if len(self._left_in_place) >= _LEFT_IN_PLACE_REMEMBERED:
+                    self._left_in_place.clear()  # files deleted by hand are never cleared
+                tries = self._left_in_place.get(done.src.path, 0) + 1
+                self._left_in_place[done.src.path] = tries
                 log.info(
                     "%s could not be converted (%s); it was still being written when taken, "
-                    "so it stays and is tried again once it has settled",
+                    "so it stays and is tried again once it has settled (%d of %d)",
                     done.src.path,
                     done.error.reason,
+                    tries,
+                    _LEFT_IN_PLACE_MAX,
                 )
                 continue
+            error = done.error
+            tries = self._left_in_place.pop(done.src.path, 0)
+            if tries:
+                error = replace(
+                    error,
+                    reason=f"{error.reason} (it had failed {tries} time(s) before, while "
+                    "still being written)",
+                )
             try:
-                target = move_to_error(done.src, done.error)
+                target = move_to_error(done.src, error)
             except OSError as exc:
                 self._note(f"cannot move {done.src.path} to {done.src.error_dir}: {exc}")
                 unreleased.add(done.src.path)  # never retake it in this run
                 continue
             dirs += [target.parent, done.src.path.parent]
             self.stats.errored += 1
-            reason = done.error.reason
+            reason = error.reason
             name = done.src.path.name
             self.stats.last_error = reason if reason.startswith(name) else f"{name}: {reason}"
-            log.warning("%s -> %s: %s", done.src.path, target, done.error.reason)
+            log.warning("%s -> %s: %s", done.src.path, target, reason)
         self.stats.converted += sum(1 for d in results if d.conversion is not None)
         self._sync_dirs(dirs)
         if journal is not None:
