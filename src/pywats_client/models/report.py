@@ -166,8 +166,8 @@ class _ReportBase(WsjfModel):
     def _fill_start_utc(self) -> _ReportBase:
         # Derived (not given) startUTC follows start, also when start is set later
         # (``report.start = ...`` in a converter) instead of keeping the first value.
-        given = self.start_utc is not None and "start_utc" in self.model_fields_set
-        source = _aware(self.start_utc) if given else self.start
+        given = "start_utc" in self.model_fields_set
+        source = _aware(self.start_utc) if given and self.start_utc else self.start
         try:
             utc = source.astimezone(timezone.utc)
         except OverflowError:
