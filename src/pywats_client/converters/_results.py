@@ -111,6 +111,8 @@ def _to_dict(item: Any, index: int, trusted: bool) -> tuple[dict[str, Any], bool
 
 
 def _validated(data: dict[str, Any], index: int) -> dict[str, Any]:
+    if step_depth(data.get("root")) > MAX_STEP_DEPTH:
+        raise OutputError(f"report {index}: steps nested more than {MAX_STEP_DEPTH} deep")
     try:
         return parse_report(data).to_wsjf()
     except ValidationError as exc:
@@ -144,9 +146,8 @@ def normalize_output(
         ):
             if value and data.get(key) in (None, ""):
                 data[key] = value
-        if step_depth(data.get("root")) > MAX_STEP_DEPTH:
-            raise OutputError(f"report {index}: steps nested more than {MAX_STEP_DEPTH} deep")
-        # The defaults added above are station settings, checked with the config.
+        # The defaults added above are station settings, checked with the config; a
+        # built-in checked the nesting before it validated (converters/builtin/_common).
         wsjf = data if validated else _validated(data, index)
         report_key = str(wsjf["id"])
         if report_key in seen_ids:
