@@ -105,6 +105,55 @@ def test_other_4xx_is_a_rejection_carrying_the_servers_message(status: int) -> N
     assert str(status) in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("status", "headers", "body"),
+    [
+        (302, {"Location": "https://login.example.com/"}, "moved"),
+        (308, {"Location": "https://wats.example.com/wats/api/Report/WSJF"}, ""),
+        (404, {"Content-Type": "text/html"}, "<html><body>Not Found</body></html>"),
+        (405, {}, "Method Not Allowed"),
+    ],
+)
+def test_a_redirect_or_missing_route_is_the_address_not_the_report(
+    status: int, headers: dict[str, str], body: str
+) -> None:
+    """Parking the backlog for a moved route would put every report in failed/."""
+    with pytest.raises(ServerUnavailableError) as caught:
+        submit(lambda r: httpx.Response(status, headers=headers, text=body))
+    message = str(caught.value)
+    assert caught.value.status_code == status
+    assert "https://wats.example.com/api/Report/WSJF is not a WATS API address" in message
+    assert "Check service_address" in message and "stay queued" in message
+    if "Location" in headers:
+        assert f"to {headers['Location']}" in message
+
+
+@pytest.mark.parametrize(
+    ("headers", "body"),
+    [
+        ({"Content-Type": "text/html; charset=utf-8"}, "<p>Please log in</p>"),
+        ({}, "\n  <!DOCTYPE html><html><body>Service unavailable</body></html>"),
+    ],
+)
+def test_a_web_page_with_200_is_not_a_stored_report(headers: dict[str, str], body: str) -> None:
+    """A captive portal or load balancer page must not make the station delete reports."""
+    with pytest.raises(ServerUnavailableError) as caught:
+        submit(lambda r: httpx.Response(200, headers=headers, text=body))
+    message = str(caught.value)
+    assert "wats.example.com:443 answered the request to submit reports with 200 OK" in message
+    assert "a web page, not as WATS does" in message and "stay queued" in message
+
+    async def version() -> str:
+        client = make_client(lambda r: httpx.Response(200, headers=headers, text=body))
+        try:
+            return await client.get_version()
+        finally:
+            await client.http.aclose()
+
+    with pytest.raises(ServerUnavailableError, match="read the server version with 200 OK"):
+        asyncio.run(version())
+
+
 def test_rejection_reason_from_plain_text_body() -> None:
     with pytest.raises(ReportRejectedError, match="bad sn"):
         submit(lambda r: httpx.Response(400, text="bad sn"))

@@ -43,6 +43,7 @@ def drop(folder: Path, sn: str) -> Path:
 
 
 def make_config(tmp_path: Path, server: StandinClient | None, **overrides: Any) -> ClientConfig:
+    (tmp_path / "converters").mkdir(parents=True, exist_ok=True)
     settings: dict[str, Any] = {
         "instance_name": "test-station",
         "service_address": server.url if server else "",
@@ -272,7 +273,6 @@ def test_converter_plugin_problem_is_a_warning_not_a_failure(
     tmp_path: Path, standin: StandinClient
 ) -> None:
     config = make_config(tmp_path, standin)
-    (tmp_path / "converters").mkdir()
     (tmp_path / "converters" / "broken.py").write_text("import does_not_exist\n")
 
     async def body() -> None:

@@ -127,6 +127,10 @@ def test_env_token_overrides_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
             "remove it. Also file_pattern: unknown key; did you mean 'file_patterns'?",
         ),
         ("[1, 2]", "JSON object"),
+        (
+            '{"text_encoding": "utf8x"}',
+            "text_encoding: 'utf8x' is not an encoding Python knows; use a name such as utf-8",
+        ),
     ],
 )
 def test_invalid_config_is_one_line_naming_file_and_key(

@@ -28,6 +28,7 @@ from pywats_client.converters import ConverterManager
 from pywats_client.core import ClientConfig
 from pywats_client.errors import ConversionError
 from pywats_client.queue import NewReport, QueueStore
+from pywats_client.services import intake as intake_module
 from pywats_client.services._journal import (
     BatchJournal,
     CrashCounts,
@@ -622,6 +623,61 @@ def test_a_file_rewritten_during_conversion_is_not_deleted_but_taken_again(
             await h.until(lambda: h.intake.stats.converted == 2 and not path.exists())
             sns = sorted(item.report["sn"] for item in h.store.iter_items("pending"))
             assert sns == ["first", "second, longer content"]
+
+    run(body)
+
+
+def test_a_file_written_on_during_conversion_queues_only_its_whole_result(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A tester pausing longer than ready_after, then writing on: the report of the
+    # first part would reach WATS beside the whole one, as a second test of the unit.
+    config = make_config(tmp_path, post_action="delete")
+    path = drop(config, "a.json", sn="first")
+    whole = path.read_bytes() + b"\n  "
+
+    class AppendingConverter(FakeConverter):
+        def convert(self, path: Path) -> FakeConversion:
+            result = super().convert(path)
+            if self.calls[path.name] == 1:
+                with open(path, "ab") as out:
+                    out.write(b"\n  ")
+            return result
+
+    async def body() -> None:
+        async with running(config, AppendingConverter()) as h:
+            await h.until(lambda: h.intake.stats.converted == 2 and not path.exists())
+            items = list(h.store.iter_items("pending"))
+            assert [i.envelope.source_sha256 for i in items] == [hashlib.sha256(whole).hexdigest()]
+            assert "a.json grew while being converted; its report is not queued" in caplog.text
+
+    run(body)
+
+
+def test_a_file_rewritten_just_before_its_post_action_is_left_for_its_next_turn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The next result under the same name, written between the check after the
+    # conversion and the delete: deleting it would lose a test result.
+    config = make_config(tmp_path, post_action="delete")
+    path = drop(config, "a.json", sn="first")
+    real_unchanged = intake_module._unchanged
+    checks: Counter[Path] = Counter()
+
+    def unchanged_then_rewritten(src: SourceFile) -> bool:
+        verdict = real_unchanged(src)
+        checks[src.path] += 1
+        if checks[src.path] == 1:  # right after the first look, the tester writes again
+            src.path.write_text(json.dumps({"sn": "second, the next unit"}))
+        return verdict
+
+    monkeypatch.setattr(intake_module, "_unchanged", unchanged_then_rewritten)
+
+    async def body() -> None:
+        async with running(config) as h:
+            await h.until(lambda: h.intake.stats.converted == 2 and not path.exists())
+            sns = sorted(item.report["sn"] for item in h.store.iter_items("pending"))
+            assert sns == ["first", "second, the next unit"]
 
     run(body)
 

@@ -23,6 +23,7 @@ from pywats_client.core.connection_config import build_http_client
 from pywats_client.core.snapshot import UploadState
 from pywats_client.queue import NewReport, QueueStore
 from pywats_client.queue import _files as queue_files
+from pywats_client.queue import store as queue_store_module
 from pywats_client.services import ConnectionService, QueueService, WATSApiClient
 from pywats_client.services import queue as queue_service_module
 from pywats_client.services.queue import backoff_delay
@@ -607,6 +608,74 @@ def test_full_disk_while_rescheduling_keeps_the_uploader_alive(
         await queue.stop()
 
     run(main())
+
+
+def test_a_login_page_answering_200_deletes_nothing(tmp_path: Path) -> None:
+    """Until the real server answers, every report stays queued; then each goes once."""
+    server = FakeWats()
+    portal = {"on": True}
+
+    def respond(rid: str, n: int) -> httpx.Response:
+        if portal["on"]:
+            return httpx.Response(200, text="<html>Please log in</html>")
+        return httpx.Response(200, json={"ID": rid})
+
+    server.respond = respond
+    config = config_for(tmp_path, max_concurrent_uploads=2)
+    items = reports(3)
+
+    async def main() -> None:
+        queue = QueueService(config, api_for(config, server))
+        queue.store.enqueue(items)
+        await queue.start()
+        await async_wait_until(lambda: len(server.received) >= 6, 15, message="retries")
+        status = await queue.get_status()
+        assert status["pending"] == 3 and status["uploaded"] == 0 and status["failed"] == 0
+        assert "a web page, not as WATS does" in status["last_error"]
+        portal["on"] = False
+        await async_wait_until(lambda: queue.uploaded == 3, 15, message="uploads after portal")
+        await queue.stop()
+
+    run(main())
+    assert sorted(server.received[-3:]) == sorted(i.report["id"] for i in items)
+    assert not list((tmp_path / "queue" / "pending").iterdir())
+
+
+def test_one_unreadable_queue_file_holds_back_only_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file a scanner holds (or a bad sector) is skipped; the rest go, it follows later."""
+    server = FakeWats()
+    config = config_for(tmp_path, max_concurrent_uploads=1)
+    store = QueueStore(config.queue_dir)
+    items = reports(5)
+    store.enqueue(items)
+    bad = store.pending_dir / sorted(p.name for p in store.pending_dir.iterdir())[1]
+    held = {"on": True}
+    real_read = Path.read_bytes
+
+    def read_bytes(path: Path) -> bytes:
+        if path == bad and held["on"]:
+            raise PermissionError(13, "The process cannot access the file", str(path))
+        return real_read(path)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    monkeypatch.setattr(queue_store_module, "_UNREADABLE_FIRST_HOLD", 0.2)
+
+    async def main() -> None:
+        queue = QueueService(config, api_for(config, server), store=store)
+        await queue.start()
+        await async_wait_until(lambda: queue.uploaded == 4, 15, message="the readable four")
+        status = await queue.get_status()
+        assert status["pending"] == 1 and status["in_flight"] == 0
+        assert f"{bad} (The process cannot access the file" in status["last_error"]
+        held["on"] = False
+        await async_wait_until(lambda: queue.uploaded == 5, 15, message="the held one, later")
+        assert (await queue.get_status())["last_error"] is None
+        await queue.stop()
+
+    run(main())
+    assert sorted(server.received) == sorted(i.report["id"] for i in items)
 
 
 def test_unexpected_error_is_retried_not_lost(tmp_path: Path) -> None:

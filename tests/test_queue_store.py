@@ -26,7 +26,7 @@ from pywats_client.queue import NewReport, QueueItem, QueueStore
 from pywats_client.queue import _files as queue_files
 from pywats_client.queue import store as store_module
 from pywats_client.queue._envelope import CorruptQueueFile, Envelope, decode_item, encode_item
-from pywats_client.queue._names import make_name
+from pywats_client.queue._names import due_ns_of, key_for_id, key_of, make_name
 from tests.helpers import wait_until
 
 IS_POSIX = sys.platform != "win32"
@@ -634,3 +634,150 @@ def test_retry_waits_are_capped_and_far_future_means_clock_skew(tmp_path: Path) 
     (other.pending_dir / skewed).write_bytes(raw.replace(item.id.encode(), b"skewed-id"))
     got = QueueStore(tmp_path / "other", max_delay=0.5).claim()
     assert got is not None and got.id == "skewed-id"
+
+
+def _unreadable(monkeypatch: pytest.MonkeyPatch, bad: set[Path]) -> None:
+    real_read = Path.read_bytes
+
+    def read_bytes(path: Path) -> bytes:
+        if path in bad:
+            raise OSError(errno.EIO, "Input/output error", str(path))
+        return real_read(path)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+
+
+def test_an_unreadable_file_is_skipped_and_tried_again_after_a_hold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = QueueStore(tmp_path / "q")
+    store.enqueue([new_report(i) for i in range(3)])
+    names = files_in(store.pending_dir)
+    bad = {store.pending_dir / names[0]}
+    _unreadable(monkeypatch, bad)
+    monkeypatch.setattr(store_module, "_UNREADABLE_FIRST_HOLD", 0.3)
+
+    taken = store.claim_many(10)
+    assert [i.name for i in taken] == names[1:]
+    assert store.counts().in_flight == 2 and store.counts().pending == 3
+    problem = store.read_problem()
+    assert problem is not None and f"{store.pending_dir / names[0]} (Input/output error" in problem
+    assert "1 time(s) in a row" in problem
+    assert store.claim() is None  # held: not read again at once
+    due = store.seconds_until_due()
+    assert due is not None and 0 < due <= 0.3
+
+    wait_until(lambda: store.seconds_until_due() == 0, 5, message="the hold to run out")
+    assert store.claim() is None  # read again, failed again: the hold doubles
+    assert "2 time(s) in a row" in (store.read_problem() or "")
+    assert 0.3 < (store.seconds_until_due() or 0) <= 0.6
+
+    bad.clear()
+    wait_until(lambda: store.seconds_until_due() == 0, 5, message="the second hold")
+    item = store.claim()
+    assert item is not None and item.name == names[0]
+    assert store.read_problem() is None
+
+
+def test_claim_many_keeps_what_it_claimed_when_the_folder_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many unreadable files mean a failing disk: the error surfaces, no claim leaks."""
+    store = QueueStore(tmp_path / "q")
+    count = store_module._MAX_UNREADABLE_PER_CLAIM
+    store.enqueue([new_report(i) for i in range(2 + 2 * count)])
+    names = files_in(store.pending_dir)
+    _unreadable(monkeypatch, {store.pending_dir / n for n in names[2:]})
+
+    taken = store.claim_many(5)  # two read, then the error: the two are returned
+    assert [i.name for i in taken] == names[:2]
+    assert store.counts().in_flight == 2
+    with pytest.raises(OSError, match="Input/output error"):
+        store.claim_many(5)
+    assert store.counts().in_flight == 2
+    store.release_many(taken)
+    assert store.counts().in_flight == 0
+
+
+class PowerCutModel:
+    """Folder entries as a power cut would leave them, at the worst.
+
+    A name added to a folder survives only once that folder is fsync'd; a
+    name removed may be gone already (another thread's fsync of the folder,
+    or the file system writing it out early). A rename within one folder is
+    atomic (journaled): one of the two names survives. The model wraps the store's
+    renames, removals and folder fsyncs and, after every step, checks that
+    each report still survives somewhere: every instant is tried as the cut.
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, store: QueueStore) -> None:
+        self.folders = {store.pending_dir, store.failed_dir, store.tmp_dir}
+        self.live = {f: {p.name for p in f.iterdir()} for f in self.folders}
+        self.saved = {f: set(names) for f, names in self.live.items()}
+        self.cut_points = 0
+        self.lost: list[str] = []
+        real_replace, real_remove, real_fsync = (
+            store_module.replace_file,
+            queue_files.remove_file,
+            store_module.fsync_dir,
+        )
+
+        def replace_file(source: Path, target: Path) -> None:
+            real_replace(source, target)
+            source, target = Path(source), Path(target)
+            self.live.get(source.parent, set()).discard(source.name)
+            self.live.get(target.parent, set()).add(target.name)
+            saved = self.saved.get(source.parent, set())
+            if source.parent == target.parent and source.name in saved:
+                saved.discard(source.name)
+                saved.add(target.name)
+            self.step()
+
+        def remove_file(path: Path) -> None:
+            real_remove(path)
+            self.live.get(Path(path).parent, set()).discard(Path(path).name)
+            self.step()
+
+        def fsync_dir(folder: Path) -> None:
+            real_fsync(folder)
+            if Path(folder) in self.live:
+                self.saved[Path(folder)] = set(self.live[Path(folder)])
+            self.step()
+
+        monkeypatch.setattr(store_module, "replace_file", replace_file)
+        monkeypatch.setattr(store_module, "remove_file", remove_file)
+        monkeypatch.setattr(queue_files, "remove_file", remove_file)
+        monkeypatch.setattr(store_module, "fsync_dir", fsync_dir)
+        self.pending, self.failed = store.pending_dir, store.failed_dir
+        self.keys = self.saved_keys()
+
+    def saved_keys(self) -> set[str]:
+        pending, failed = (self.saved[f] & self.live[f] for f in (self.pending, self.failed))
+        names = pending | failed
+        return {key_of(n) for n in names if due_ns_of(n) is not None}
+
+    def step(self) -> None:
+        self.cut_points += 1
+        missing = self.keys - self.saved_keys()
+        if missing:
+            self.lost.append(f"after step {self.cut_points}: {sorted(missing)}")
+
+
+def test_a_power_cut_while_rescheduling_dead_lettering_or_requeueing_loses_no_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = QueueStore(tmp_path / "q")
+    items = [new_report(i) for i in range(3)]
+    store.enqueue(items)
+    model = PowerCutModel(monkeypatch, store)
+    assert model.keys == {key_for_id(i.report["id"]) for i in items}
+
+    for item in claim_all(store):
+        store.retry_later(item, delay=0.0, error="503")
+    for item in claim_all(store):
+        store.dead_letter(item, reason="400: rejected", status=400)
+    assert len(files_in(store.failed_dir)) == 3
+    store.requeue(None)
+    assert len(files_in(store.pending_dir)) == 3 and not files_in(store.failed_dir)
+    assert model.cut_points >= 12
+    assert model.lost == []

@@ -22,6 +22,7 @@ from pywats_client.cli._output import console
 from pywats_client.cli.status import format_duration
 from pywats_client.errors import FatalError, RegistryError
 from pywats_client.supervisor import InstanceStatus, State, list_instances, status_report
+from pywats_client.supervisor._states import CONFIG_NOT_APPLIED
 from pywats_client.supervisor._statusfile import STATUS_NAME, read_status, write_status
 from tests.helpers import refuse_reading, run_cli, wait_until
 
@@ -440,6 +441,7 @@ def running_supervisor_with_long_values(tmp_path: Path) -> Path:
     one["pid"] = 2371234
     two["last_error"] = LONG_ERROR
     two["snapshot"] = {**one["snapshot"], "connection": "disconnected"}
+    one["snapshot"]["warnings"] = ["watch folder in: no file has arrived there yet"]
     assert write_status(state_dir / STATUS_NAME, doc)
     return registry
 
@@ -513,6 +515,15 @@ def test_cli_status_check_is_a_health_check_for_monitoring(
     assert main(["status", "--registry", str(registry), "--check"]) == 0
     assert "OK: 2 of 2 station(s) running" in capsys.readouterr().out
 
+    # an edited config the supervisor refused: running on, fatal at the next restart
+    refused = f"{CONFIG_NOT_APPLIED}: st-1/config.json: max_queue_size: Input should be >= 1"
+    doc["instances"][0] = {**healthy, "last_error": refused}
+    assert write_status(tmp_path / ".pywats" / STATUS_NAME, doc)
+    assert main(["status", "--registry", str(registry), "--check"]) == 1
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"st-1: {refused}; it fails at its next restart" in out
+    doc["instances"][0] = healthy
+
     # a station cut off for long, and a supervisor that stopped writing its status
     doc["instances"][1] = {
         **healthy,
@@ -560,6 +571,8 @@ def test_cli_status_piped_keeps_every_column_on_one_line(tmp_path: Path) -> None
     assert "crash-looping" in two and "disconnected" in two and LONG_ERROR in two
     one = next(line for line in lines if line.strip().startswith("st-1 "))
     assert "2371234" in one and "connected" in one
+    warning = next(line for line in lines if "no file has arrived" in line)
+    assert warning == "  st-1: watch folder in: no file has arrived there yet"  # not padded
 
 
 def test_registry_not_found_says_how_a_registry_is_found_and_made(

@@ -78,6 +78,33 @@ def test_convert_with_a_config_uses_its_instance_and_converter_settings(
     assert report["start"] == "2026-03-09T11:04:55+01:00"
 
 
+@pytest.mark.parametrize(
+    ("settings", "why"),
+    [
+        (
+            {"file_patterns": ["*.csv"]},
+            "it does not match file_patterns ['*.csv']; add a pattern such as '*.log' to "
+            "file_patterns",
+        ),
+        ({"ignore_patterns": ["station*"]}, "it matches ignore_patterns ['station*']"),
+    ],
+)
+def test_convert_warns_when_the_station_would_not_take_the_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, settings: dict[str, Any], why: str
+) -> None:
+    """A converter that works here and a station that never looks at the file."""
+    config = tmp_path / "station.json"
+    config.write_text(json.dumps({"converters": {"csv": {"patterns": ["*.log"]}}, **settings}))
+    log = tmp_path / "station7.log"
+    shutil.copy(sample("csv/station7.log"), log)
+    code, _, err = run(capsys, "convert", str(log), "--config", str(config))
+    assert code == 0, err
+    message = " ".join(err.split())
+    assert f"warning: the station would not take 'station7.log' from its watch folder: {why}" in (
+        message
+    )
+
+
 def test_a_conversion_error_exits_1_naming_converter_and_reason(
     capsys: pytest.CaptureFixture[str], station: Path
 ) -> None:

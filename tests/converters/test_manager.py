@@ -47,6 +47,7 @@ def write_plugin(folder: Path, name: str, body: str, header: str = PLUGIN_HEADER
 
 
 def make_config(tmp_path: Path, **overrides: Any) -> ClientConfig:
+    (tmp_path / "converters").mkdir(parents=True, exist_ok=True)
     settings: dict[str, Any] = {
         "instance_name": "line2-st4",
         "converter_path": str(tmp_path / "converters"),
@@ -266,13 +267,23 @@ def test_reload_picks_up_a_fixed_plugin(tmp_path: Path) -> None:
     assert [i.name for i in manager.converters] == ["simple"]
 
 
-def test_missing_plugin_folder_is_fine_and_a_file_in_its_place_is_reported(
-    tmp_path: Path,
+def test_a_missing_default_plugin_folder_is_fine_and_a_file_in_its_place_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert manager_for(tmp_path).load() == []
-    (tmp_path / "converters").write_text("not a folder")
-    (problem,) = manager_for(tmp_path).load()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # a config without a file: paths start here
+    assert manager_for(tmp_path, converter_path="converters").load() == []
+    (tmp_path / "plugins").write_text("not a folder")
+    (problem,) = manager_for(tmp_path, converter_path=str(tmp_path / "plugins")).load()
     assert "not a folder" in problem.error
+
+
+def test_a_plugin_folder_that_was_set_but_does_not_exist_is_reported(tmp_path: Path) -> None:
+    """A typo in converter_path would otherwise send every file to Error, unexplained."""
+    (problem,) = manager_for(tmp_path, converter_path=str(tmp_path / "converter")).load()
+    assert problem.origin == "config"
+    assert f"converter_path: {tmp_path / 'converter'} does not exist" in problem.error
+    assert "fix the path" in problem.error
 
 
 def test_load_never_raises_even_when_a_source_cannot_be_searched(

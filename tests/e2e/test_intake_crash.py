@@ -149,6 +149,46 @@ def test_kill_after_a_half_written_file_was_left_to_settle(
     assert "died while converting" not in log
 
 
+GROW_WHILE_CONVERTED = """
+import importlib
+_manager = importlib.import_module("pywats_client.converters.manager")
+_convert = _manager.ConverterManager.convert
+_grown = set()
+def _convert_then_grow(self, path, *args, **kwargs):
+    result = _convert(self, path, *args, **kwargs)
+    if path not in _grown:  # the tester writes on while the file is converted
+        _grown.add(path)
+        with open(path, "ab") as out:
+            out.write(b"\\n  ")
+    return result
+_manager.ConverterManager.convert = _convert_then_grow
+"""
+
+
+def test_kill_after_the_report_of_a_growing_file_was_held_back(
+    tmp_path: Path, standin: StandinClient
+) -> None:
+    """The report of a file that grew while converted is not queued; a kill right after
+    that decision (its batch journal not yet ended) leaves only the whole result to send."""
+    station = tmp_path / "station"
+    flag = tmp_path / "reached"
+    config = write_config(station, standin)
+    prelude = GROW_WHILE_CONVERTED + hang_at(
+        "pywats_client.services._journal:BatchJournal.end", flag
+    )
+    write_result(station / "in", "GROW-001")
+    worker = RunProcess(config, prelude=prelude).start()
+    try:
+        wait_until(flag.exists, 30, message=lambda: f"batch end reached; {worker.tail()}")
+        assert "GROW-001.json grew while being converted" in worker.current_log()
+        worker.kill()
+    finally:
+        worker.kill()
+    assert standin.reports() == []
+    log = finish_and_check(station, standin, {"GROW-001"})  # once: the whole file's report
+    assert "died while converting" not in log
+
+
 POISON = '''
 import os
 import signal

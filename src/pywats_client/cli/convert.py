@@ -25,6 +25,7 @@ from pywats_client.converters import Candidate, Conversion, ConverterManager
 from pywats_client.core.config import ClientConfig
 from pywats_client.errors import ConversionError
 from pywats_client.services._convert_runner import ConvertOutcome, ConvertRunner
+from pywats_client.services._scan import FilterRules
 
 __all__ = ["build_manager", "register"]
 
@@ -95,6 +96,23 @@ def _convert_in_time(
     return asyncio.run(once())
 
 
+def _not_taken_by_station(config: ClientConfig, name: str) -> str | None:
+    """Why a station with ``config`` would leave a file of this name in its watch folder."""
+    rules = FilterRules(tuple(config.file_patterns), tuple(config.ignore_patterns))
+    if rules.accepts(name):
+        return None
+    if FilterRules(tuple(config.file_patterns)).accepts(name):
+        why = f"it matches ignore_patterns {config.ignore_patterns}"
+    else:
+        suffix = Path(name).suffix
+        example = f" such as '*{suffix}'" if suffix else ""
+        why = (
+            f"it does not match file_patterns {config.file_patterns}; add a pattern"
+            f"{example} to file_patterns"
+        )
+    return f"the station would not take {name!r} from its watch folder: {why}"
+
+
 def _tried_table(candidates: list[Candidate]) -> Table:
     table = Table(title="converters tried", title_justify="left")
     table.add_column("converter", no_wrap=True)
@@ -114,6 +132,8 @@ def run(args: argparse.Namespace) -> int:
             f"[yellow]warning:[/] {escape(str(problem))}", markup=True, soft_wrap=True
         )
     path: Path = args.file
+    if args.config and (not_taken := _not_taken_by_station(config, path.name)):
+        err_console.print(f"[yellow]warning:[/] {escape(not_taken)}", markup=True, soft_wrap=True)
     outcome = _convert_in_time(manager, path, config.converter_timeout)
     if outcome.timed_out:
         return _timed_out(args, path, outcome, config.converter_timeout)

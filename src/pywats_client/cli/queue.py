@@ -332,7 +332,7 @@ def _blocks(rows: list[dict[str, Any]]) -> RenderableType:
             details.add_row("next attempt", _local_time(row["next_attempt_at"]))
         if row["last_error"]:
             details.add_row("last error", Text(row["last_error"]))
-        parts.append(Padding(details, (0, 0, 0, 2)))
+        parts.append(Padding(details, (0, 0, 0, 2), expand=False))
     return Group(*parts)
 
 

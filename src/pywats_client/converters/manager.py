@@ -219,6 +219,22 @@ class ConverterManager:
             discovered.extend(found)
             problems.extend(failed)
         entries, names = self._instantiate(discovered, problems)
+        config = self._config
+        if (
+            config is not None
+            and config.converter_dir
+            != config.resolve_path(type(config).model_fields["converter_path"].default)
+            and not config.converter_dir.exists()
+        ):
+            # only a path someone chose: stations without plugins need no folder
+            problems.append(
+                LoadProblem(
+                    "config",
+                    f"converter_path: {config.converter_dir} does not exist, so no plugin "
+                    "converter was loaded from it; fix the path (relative paths start at the "
+                    "config file's folder) or create the folder",
+                )
+            )
         for name in self._settings:
             if name not in names and not name.startswith("//"):
                 close = difflib.get_close_matches(name, names, n=1)

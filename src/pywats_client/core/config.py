@@ -8,6 +8,7 @@ holds it is written owner-only.
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import socket
@@ -214,6 +215,19 @@ class ClientConfig(BaseModel):
         if any(not p.strip() for p in value):
             raise ValueError("patterns must not be empty strings")
         return value
+
+    @field_validator("text_encoding")
+    @classmethod
+    def _known_encoding(cls, value: str | None) -> str | None:
+        if value:
+            try:
+                codecs.lookup(value)
+            except LookupError:
+                raise ValueError(
+                    f"{value!r} is not an encoding Python knows; use a name such as utf-8, "
+                    "cp1252 or utf-16, or null to detect it"
+                ) from None
+        return value or None
 
     @field_validator("proxy")
     @classmethod

@@ -66,6 +66,11 @@ _REASON_SUFFIX = ".reason.txt"
 _CLOCK_SLACK = 60.0
 #: Accepted reports renamed aside before complete() deletes them itself.
 _MAX_TRASH = 1000
+#: A queued file that cannot be read is skipped for this long, doubling per failure.
+_UNREADABLE_FIRST_HOLD = 5.0
+_UNREADABLE_MAX_HOLD = 300.0
+#: Unreadable files one claim skips before it reports the folder itself as failing.
+_MAX_UNREADABLE_PER_CLAIM = 10
 
 
 @dataclass(frozen=True)
@@ -139,6 +144,11 @@ class QueueStore:
         self._lock = threading.Lock()
         self._window = Window(window_size or MIN_WINDOW)
         self._claimed: set[str] = set()
+        #: Pending files whose read failed (not "missing"): name -> (retry at, the error),
+        #: skipped until then so one bad file does not stop the others; and how often
+        #: each failed in a row (the hold doubles), forgotten once it is read.
+        self._unreadable: dict[str, tuple[float, str]] = {}
+        self._read_failures: Counter[str] = Counter()
         self._scanned = False
         self._last_scan = -math.inf
         self._marker_seen = self._marker_mtime()
@@ -284,6 +294,7 @@ class QueueStore:
         backoff: Counter[int] = Counter()
         junk: list[str] = []
         claimed = self._claimed
+        unreadable = self._unreadable
         stranded = self._stranded
 
         def names() -> Iterator[str]:
@@ -305,7 +316,7 @@ class QueueStore:
                     total += 1
                     if due > now_ns:
                         backoff[math.ceil(due / 1e9)] += 1
-                    if name not in claimed:
+                    if name not in claimed and name not in unreadable:
                         yield name
 
         capacity = self._window_capacity()
@@ -391,8 +402,11 @@ class QueueStore:
 
         The caller must end every claim with :meth:`complete`,
         :meth:`retry_later`, :meth:`dead_letter` or :meth:`release`.
-        Corrupt files met on the way are quarantined.
+        Corrupt files met on the way are quarantined; files that cannot be read
+        (permissions, a scanner holding them, I/O errors) are skipped for a
+        while and tried again (see :meth:`read_problem`).
         """
+        unreadable_here = 0
         while True:
             with self._lock:
                 name = self._pop_due_locked()
@@ -404,7 +418,16 @@ class QueueStore:
             except FileNotFoundError:
                 with self._lock:  # removed behind our back: forget it
                     self._claimed.discard(name)
+                    self._read_failures.pop(name, None)
                     self._pending = max(0, self._pending - 1)
+                continue
+            except OSError as exc:
+                with self._lock:
+                    self._claimed.discard(name)
+                    self._hold_unreadable_locked(name, exc)
+                unreadable_here += 1
+                if unreadable_here >= _MAX_UNREADABLE_PER_CLAIM:
+                    raise  # not one bad file: the folder or disk is failing
                 continue
             except BaseException:
                 with self._lock:
@@ -416,9 +439,51 @@ class QueueStore:
             except CorruptQueueFile as exc:
                 with self._lock:
                     self._claimed.discard(name)
+                    self._read_failures.pop(name, None)
                     self._quarantine_locked(name, str(exc))
                 continue
+            if self._read_failures:
+                with self._lock:
+                    self._read_failures.pop(name, None)
             return QueueItem(name=name, state="pending", envelope=envelope, report=report)
+
+    def _hold_unreadable_locked(self, name: str, exc: OSError) -> None:
+        self._read_failures[name] += 1
+        failures = self._read_failures[name]
+        hold = min(_UNREADABLE_FIRST_HOLD * 2 ** min(failures - 1, 16), _UNREADABLE_MAX_HOLD)
+        error = exc.strerror or str(exc)
+        self._unreadable[name] = (time.monotonic() + hold, error)
+        if len(self._unreadable) > _MAX_UNREADABLE_PER_CLAIM:
+            return  # a failing disk: the uploader's own error says so, once per hold
+        log.error(
+            "cannot read queued report %s (%s); it stays queued, is tried again in %g s, "
+            "and the other reports go on. Check the file's permissions, a virus scanner "
+            "holding it, or the disk",
+            self.pending_dir / name,
+            error,
+            hold,
+        )
+
+    def _release_unreadable_locked(self) -> None:
+        """Offer unreadable files whose hold ran out to the window again."""
+        now = time.monotonic()
+        for name, (retry_at, _) in list(self._unreadable.items()):
+            if retry_at <= now:
+                del self._unreadable[name]
+                self._window.offer(name)
+
+    def read_problem(self) -> str | None:
+        """Why queued reports are being skipped, for status; None when none are."""
+        with self._lock:
+            if not self._unreadable:
+                return None
+            name, (_, error) = max(self._unreadable.items(), key=lambda i: i[1][0])
+            return (
+                f"cannot read {len(self._unreadable)} queued report(s), e.g. "
+                f"{self.pending_dir / name} ({error}, {self._read_failures[name]} time(s) in a "
+                "row); they stay queued and are tried again. Check the file's permissions, a "
+                "virus scanner holding it, or the disk"
+            )
 
     def _requeued_elsewhere(self) -> bool:
         """Whether another process requeued reports since we last looked (one stat)."""
@@ -437,12 +502,22 @@ class QueueStore:
     def claim_many(self, limit: int) -> list[QueueItem]:
         """Up to ``limit`` due reports, as :meth:`claim` (one thread hop for several)."""
         items: list[QueueItem] = []
-        while len(items) < limit and (item := self.claim()) is not None:
-            items.append(item)
+        try:
+            while len(items) < limit and (item := self.claim()) is not None:
+                items.append(item)
+        except OSError:
+            if not items:
+                raise
+            # these go out now; the error comes back at the next claim
+        except BaseException:
+            self.release_many(items)
+            raise
         return items
 
     def _pop_due_locked(self) -> str | None:
         self._ensure_scanned_locked()
+        if self._unreadable:
+            self._release_unreadable_locked()
         now_ns = time.time_ns()
         window = self._window
         head = window.peek()
@@ -450,7 +525,7 @@ class QueueStore:
         if (head is None or not self._is_due(head, now_ns)) and self._requeued_elsewhere():
             stale = True
         if head is None:
-            if window.bound is not None or self._pending > len(self._claimed) or stale:
+            if window.bound is not None or self._pending > self._out_of_window() or stale:
                 self._scan_locked()
                 head = window.peek()
         elif stale and not self._is_due(head, now_ns):
@@ -459,6 +534,10 @@ class QueueStore:
         if head is None or not self._is_due(head, now_ns):
             return None
         return window.pop()
+
+    def _out_of_window(self) -> int:
+        """Pending names that a scan leaves out of the window: claimed or held unreadable."""
+        return len(self._claimed) + len(self._unreadable)
 
     def _is_due(self, name: str, now_ns: int) -> bool:
         """Due now, or "due" so far ahead that only a clock stepped back explains it.
@@ -475,8 +554,13 @@ class QueueStore:
         with self._lock:
             head = self._window.peek()
             if head is None:
-                more = self._window.bound is not None or self._pending > len(self._claimed)
-                return 0.0 if more else None
+                more = self._window.bound is not None or self._pending > self._out_of_window()
+                if more:
+                    return 0.0
+                if self._unreadable:
+                    soonest = min(at for at, _ in self._unreadable.values())
+                    return max(0.0, soonest - time.monotonic())
+                return None
             now_ns = time.time_ns()
             if self._is_due(head, now_ns):
                 return 0.0
@@ -591,6 +675,10 @@ class QueueStore:
                 self._claimed.discard(item.name)
                 self._window.offer(item.name)
                 raise
+        # the failed copy is durable before the pending one goes: a power cut in
+        # between leaves both, which the next start finishes (never neither)
+        fsync_dir(self.failed_dir)
+        with self._lock:
             try:
                 remove_file(self.pending_dir / item.name)
             except OSError as exc:  # never sent again; flush() removes it once free
@@ -601,7 +689,6 @@ class QueueStore:
             self._failed += 1
             self._changes += 1
             change = self._changes
-        fsync_dir(self.failed_dir)
         self._group_sync(change)
         return envelope
 
@@ -703,46 +790,56 @@ class QueueStore:
     def requeue(self, ids: Iterable[str] | None = None) -> RequeueResult:
         """Move failed reports (``ids``, or all when ``None``) back to pending.
 
-        Attempts are reset; the report id never changes. Each move writes the
-        new pending file before removing the failed one, so a crash never
-        loses a report. Safe while the worker runs.
+        Attempts are reset; the report id never changes. The new pending files
+        are made durable before any failed copy is removed, so a crash or power
+        cut never loses a report (at worst a report is both pending and still
+        listed as failed; sending it twice keeps its id). Safe while the worker
+        runs.
         """
         wanted = None if ids is None else {key_for_id(i): i for i in ids}
         found: set[str] = set()
         result = RequeueResult()
-        new_names: list[str] = []
-        for name in sorted(_list_names(self.failed_dir)):
-            if wanted is not None and key_of(name) not in wanted:
-                continue
-            source = self.failed_dir / name
-            try:
-                envelope, report = decode_item(source.read_bytes())
-            except FileNotFoundError:
-                continue
-            except CorruptQueueFile as exc:
-                result.unreadable.append((name, str(exc)))
-                continue
-            envelope = envelope.updated(attempts=0, next_attempt_at=None, failed_at=None)
-            new_name = make_name(next_due_ns(), envelope.id)
-            tmp = write_temp(self.tmp_dir, new_name, encode_item(envelope, report))
-            with self._lock:
-                replace_file(tmp, self.pending_dir / new_name)
-                remove_quietly(source)
-                self._pending += 1
-                self._failed = max(0, self._failed - 1)
-                if self._scanned:
-                    self._window.offer(new_name)
-            new_names.append(new_name)
-            result.requeued.append(envelope.id)
-            found.add(key_of(name))
-        if new_names:
-            fsync_dir(self.pending_dir)
-            fsync_dir(self.failed_dir)
-            self._touch_marker()
-            self._notify()
+        moved: list[Path] = []
+        try:
+            for name in sorted(_list_names(self.failed_dir)):
+                if wanted is not None and key_of(name) not in wanted:
+                    continue
+                source = self.failed_dir / name
+                try:
+                    envelope, report = decode_item(source.read_bytes())
+                except FileNotFoundError:
+                    continue
+                except CorruptQueueFile as exc:
+                    result.unreadable.append((name, str(exc)))
+                    continue
+                envelope = envelope.updated(attempts=0, next_attempt_at=None, failed_at=None)
+                new_name = make_name(next_due_ns(), envelope.id)
+                tmp = write_temp(self.tmp_dir, new_name, encode_item(envelope, report))
+                with self._lock:
+                    replace_file(tmp, self.pending_dir / new_name)
+                    self._pending += 1
+                    if self._scanned:
+                        self._window.offer(new_name)
+                moved.append(source)
+                result.requeued.append(envelope.id)
+                found.add(key_of(name))
+        finally:
+            if moved:
+                self._finish_requeue(moved)
         if wanted is not None:
             result.missing.extend(v for k, v in wanted.items() if k not in found)
         return result
+
+    def _finish_requeue(self, moved: list[Path]) -> None:
+        """Remove the failed copies of requeued reports, once their new copies are durable."""
+        fsync_dir(self.pending_dir)
+        for source in moved:
+            remove_quietly(source)
+        with self._lock:
+            self._failed = max(0, self._failed - len(moved))
+        fsync_dir(self.failed_dir)
+        self._touch_marker()
+        self._notify()
 
     def _touch_marker(self) -> None:
         try:

@@ -148,13 +148,12 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, seconds)
 
 
-def error_message_of(response: httpx.Response) -> str:
-    """The server's own explanation from an error answer (``Message`` or text)."""
-    text = response.text.strip()
+def _json_message(text: str) -> str | None:
+    """The ``Message`` (or similar) of a JSON error body; None if it has none."""
     try:
         data: Any = json.loads(text) if text else None
     except ValueError:
-        data = None
+        return None
     if isinstance(data, list) and len(data) == 1:
         data = data[0]
     if isinstance(data, dict):
@@ -167,13 +166,49 @@ def error_message_of(response: httpx.Response) -> str:
                 return message[:_MAX_MESSAGE]
     if isinstance(data, str) and data.strip():
         return data.strip()[:_MAX_MESSAGE]
+    return None
+
+
+def error_message_of(response: httpx.Response) -> str:
+    """The server's own explanation from an error answer (``Message`` or text)."""
+    text = response.text.strip()
+    message = _json_message(text)
+    if message is not None:
+        return message
     return text[:_MAX_MESSAGE] or response.reason_phrase or "no reason given"
 
 
+def _is_web_page(response: httpx.Response) -> bool:
+    """An HTML page where a WATS call answers JSON (or nothing)."""
+    if "html" in response.headers.get("Content-Type", "").lower():
+        return True
+    start = response.text[:200].lstrip().lower()
+    return start.startswith(("<!doctype html", "<html"))
+
+
+def _beginning(text: str, limit: int = 80) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
 def raise_for_status(response: httpx.Response, *, what: str, proxy: str | None) -> None:
-    """Raise the error family matching a non-2xx answer to ``what``."""
+    """Raise the error family matching a non-2xx answer to ``what``.
+
+    A 2xx that is a web page is not an answer of WATS either: a captive portal,
+    login page or load balancer answers in its place, and treating it as success
+    would delete reports the server never stored.
+    """
     status = response.status_code
     if 200 <= status < 300:
+        if _is_web_page(response):
+            raise ServerUnavailableError(
+                f"{_host_port(str(response.request.url))} answered the request to {what} with "
+                f"{status} {response.reason_phrase} and a web page, not as WATS does "
+                f"({_beginning(response.text)!r}): a proxy, login page or load balancer "
+                "answers instead of the server. Check service_address and the proxy "
+                "settings; reports stay queued and are sent again",
+                status_code=status,
+            )
         return
     server = _host_port(str(response.request.url))
     reason = error_message_of(response)
@@ -195,6 +230,20 @@ def raise_for_status(response: httpx.Response, *, what: str, proxy: str | None) 
         raise ServerUnavailableError(
             f"{server} is busy or unavailable ({status} {response.reason_phrase}: {reason}){wait}",
             retry_after=retry_after,
+            status_code=status,
+        )
+    if 300 <= status < 400 or (
+        status in (404, 405) and _json_message(response.text.strip()) is None
+    ):
+        # the address, not the report: a moved route or a proxy in front of the server
+        # (a 404 with a WATS message, such as an unknown part, is about the report)
+        location = response.headers.get("Location")
+        moved = f" to {location}" if location else ""
+        raise ServerUnavailableError(
+            f"{server} answered the request to {what} with {status} "
+            f"{response.reason_phrase}{moved}: {response.request.url} is not a WATS API "
+            "address. Check service_address (the WATS server's base URL, with https://); "
+            "reports stay queued and are sent again",
             status_code=status,
         )
     if status == 413:

@@ -454,12 +454,26 @@ class IntakePipeline:
     def _commit_blocking(self, staged: _Staged) -> _Finished:
         """Blocking second step: enqueue (durable), journal it, post actions."""
         results, journal = staged.results, staged.journal
+        # A file written on while it was converted (a tester pausing longer than
+        # ready_after) gave a report of part of its result: not queued; the file is
+        # taken again once complete. A file replaced by other content (the next result
+        # under the same name) or gone keeps its report: that content was a whole result.
+        partial = {
+            d.src.path
+            for d in results
+            if d.conversion is not None and _appended_to(d.src, d.conversion.source_sha256)
+        }
         try:
-            self._enqueue(results, staged.recovering)
+            self._enqueue([d for d in results if d.src.path not in partial], staged.recovering)
         except (OSError, RetryableError) as exc:
             raise _EnqueueFailed(exc) from exc
+        for path in partial:
+            log.warning("%s grew while being converted; its report is not queued", path)
         if journal is not None:
-            outcomes = {d.src.path: ("queued" if d.error is None else "error") for d in results}
+            outcomes = {
+                d.src.path: ("queued" if d.error is None and d.src.path not in partial else "error")
+                for d in results
+            }
             try:
                 self._journal.converted(journal, outcomes)
             except OSError as exc:
@@ -614,7 +628,9 @@ class IntakePipeline:
         for src in ok:
             self._left_in_place.pop(src.path, None)
         shas = {d.src.path: d.conversion.source_sha256 for d in results if d.conversion}
-        self._post_action(ok, shas, dirs)
+        for path in self._post_action(ok, shas, dirs):
+            log.warning("%s changed just before its post action; not touched", path)
+            changed.add(path)
         for done in results:
             if done.error is None or done.src.path in changed:
                 continue
@@ -661,10 +677,19 @@ class IntakePipeline:
             self._journal.end(journal)
         return _Finished(unreleased, changed)
 
-    def _post_action(self, ok: list[SourceFile], shas: dict[Path, str], dirs: list[Path]) -> None:
+    def _post_action(
+        self, ok: list[SourceFile], shas: dict[Path, str], dirs: list[Path]
+    ) -> set[Path]:
+        """Move, delete, archive or keep converted sources; returns those found rewritten.
+
+        Each source is looked at again right before it is moved or deleted: a tester
+        writing its next result under the same name must not lose it to this one's
+        post action.
+        """
         action = self.config.post_action
         failed: list[ProcessedEntry] = []
         kept: list[ProcessedEntry] = []
+        rewritten: set[Path] = set()
         if action == "zip":
             by_done: dict[Path, list[SourceFile]] = defaultdict(list)
             for src in ok:
@@ -679,6 +704,9 @@ class IntakePipeline:
                 # The archive's rename must be durable before any source is deleted.
                 self._sync_dirs([done_dir])
                 for src in group:
+                    if not _unchanged(src):
+                        rewritten.add(src.path)
+                        continue
                     try:
                         delete_source(src)
                     except OSError as exc:  # archived; redoing the zip will not add it twice
@@ -688,6 +716,9 @@ class IntakePipeline:
                     dirs.append(src.path.parent)
         else:
             for src in ok:
+                if action in ("move", "delete") and not _unchanged(src):
+                    rewritten.add(src.path)
+                    continue
                 try:
                     if action == "move":
                         dirs.append(move_to_done(src).parent)
@@ -702,6 +733,7 @@ class IntakePipeline:
                     failed.append(self._entry(src, shas, action))
         self._record_processed(kept + failed)
         self.stats.post_action_failures += len(failed)
+        return rewritten
 
     def _record_processed(self, entries: list[ProcessedEntry]) -> None:
         """Note kept files and post actions to redo; a failure (disk full) is reported only.
@@ -889,6 +921,18 @@ def _unchanged(src: SourceFile) -> bool:
     except OSError:
         return False
     return st.st_size == src.size and st.st_mtime_ns == src.mtime_ns
+
+
+def _appended_to(src: SourceFile, converted_sha256: str) -> bool:
+    """The file has grown since it was taken, and begins with the bytes converted."""
+    try:
+        if src.path.stat().st_size <= src.size:
+            return False
+        with open(src.path, "rb") as handle:
+            head = handle.read(src.size)
+    except OSError:
+        return False
+    return len(head) == src.size and hashlib.sha256(head).hexdigest() == converted_sha256
 
 
 def _sha256(path: Path) -> str:

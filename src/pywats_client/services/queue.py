@@ -185,7 +185,10 @@ class QueueService:
         self._kick.set()
 
     async def get_status(self) -> dict[str, Any]:
-        counts = await asyncio.to_thread(self._store.counts)
+        store = self._store
+        counts, read_problem = await asyncio.to_thread(
+            lambda: (store.counts(), store.read_problem())
+        )
         return {
             "pending": counts.pending,
             "failed": counts.failed,
@@ -198,7 +201,7 @@ class QueueService:
             "dead_lettered": self.dead_lettered,
             "state": self._current_state(),
             "held_for_s": round(max(0.0, self._hold_until - time.monotonic()), 3),
-            "last_error": self.last_error,
+            "last_error": self.last_error or read_problem,
         }
 
     # --- signals ---------------------------------------------------------------------

@@ -38,6 +38,11 @@ EXIT_CONFIG = 78
 EXIT_LOCKED = 75
 
 
+#: How ``last_error`` begins while a station runs on an old config because the
+#: edited one is invalid (``status --check`` flags it: the next restart is fatal).
+CONFIG_NOT_APPLIED = "config change not applied (worker keeps running)"
+
+
 class State(str, Enum):
     """What status shows for an instance (``status.json``, ``list_instances``)."""
 
@@ -397,6 +402,12 @@ class Lifecycle:
                 self.last_error = None
             return None
         if phase is Phase.STOPPING:
+            if self.stop_reason is StopReason.HUNG and not self._killed:
+                # A worker that stopped beating cannot act on a stop request (its loop
+                # answers both); every step it takes is crash-safe, so kill it now.
+                self._stop_sent_at = self._terminated_at = now
+                self._killed = True
+                return Action.KILL
             if self._stop_sent_at is None:
                 self._stop_sent_at = now
                 return Action.SEND_STOP

@@ -46,6 +46,7 @@ from pywats_client.supervisor._lock import SupervisorLock
 from pywats_client.supervisor._metrics import MetricsServer, StatusCollector
 from pywats_client.supervisor._slot import Slot, fingerprint
 from pywats_client.supervisor._states import (
+    CONFIG_NOT_APPLIED,
     Action,
     Lifecycle,
     Phase,
@@ -461,8 +462,6 @@ class Supervisor:
         elif action is Action.SEND_STOP:
             if slot.handle is None:
                 return
-            if lc.stop_reason is StopReason.HUNG:
-                log.warning("%s: %s", slot.name, lc.last_error)
             log.info("%s: stopping worker pid %d", slot.name, slot.handle.pid)
             slot.handle.send(msg.control("stop"))
         elif action is Action.TERMINATE and slot.handle is not None:
@@ -474,7 +473,10 @@ class Supervisor:
             )
             slot.handle.terminate()
         elif action is Action.KILL and slot.handle is not None:
-            log.warning("%s: worker pid %d still alive; killing", slot.name, slot.handle.pid)
+            if lc.stop_reason is StopReason.HUNG:
+                log.warning("%s: %s; killing pid %d", slot.name, lc.last_error, slot.handle.pid)
+            else:
+                log.warning("%s: worker pid %d still alive; killing", slot.name, slot.handle.pid)
             slot.handle.kill()
 
     def _spawn(self, slot: Slot, now: float) -> None:
@@ -769,7 +771,7 @@ class Supervisor:
             ClientConfig.load(slot.config_path)
         except ConfigError as exc:
             if lc.process_expected:
-                lc.last_error = f"config change not applied (worker keeps running): {exc}"
+                lc.last_error = f"{CONFIG_NOT_APPLIED}: {exc}"
                 log.error("%s: %s", slot.name, lc.last_error)
             else:
                 lc.fail_config(str(exc))
