@@ -423,3 +423,12 @@ def test_passthrough_extras_survive_assignment() -> None:
     assert isinstance(report, UUTReport)
     report.root.status = "F"
     assert report.to_wsjf()["root"]["vendor"] == 1
+
+
+def test_a_create_step_dict_appended_as_it_is_says_to_use_create_step() -> None:
+    """The likeliest first mistake of a converter author: the two dict styles look alike."""
+    with pytest.raises(ValidationError) as caught:
+        GenericStep.model_validate({"name": "Vout", "value": 5.02, "low": 4.9, "high": 5.1})
+    message = str(caught.value)
+    assert "GenericStep has no field 'value'" in message
+    assert "through the converter's self.create_step(...): append that instead" in message

@@ -142,7 +142,23 @@ def test_bad_instance_config_shows_in_that_instance_only(tmp_path: Path) -> None
     one, two = list_instances(str(registry))
     assert one.last_error is None
     assert two.last_error and "config.json" in two.last_error
-    assert two.pending is None
+    assert two.pending is None  # its queue_path is not a path either
+
+
+def test_a_station_with_an_invalid_config_still_shows_its_queued_reports(
+    tmp_path: Path,
+) -> None:
+    """Fatal is when an operator most needs to know what is waiting in its queue."""
+    registry = make_registry(tmp_path)
+    (tmp_path / "st-2" / "config.json").write_text(
+        json.dumps({"instance_name": "st-2", "queue_path": "q2", "max_queue_size": -3})
+    )
+    queue_files(tmp_path / "st-2" / "q2", "pending", 3)
+    queue_files(tmp_path / "st-2" / "q2", "failed", 2)
+    _, two = list_instances(str(registry))
+    assert two.last_error and "max_queue_size" in two.last_error
+    assert (two.pending, two.failed) == (3, 2)
+    assert two.queue_path == tmp_path / "st-2" / "q2"
 
 
 def test_bad_registry_raises_registry_error(tmp_path: Path) -> None:

@@ -150,7 +150,11 @@ def test_defaults_fill_fields_the_file_lacks(tmp_path: Path) -> None:
         ("SN,S\nPN,P\nStep,Value\n,1\n", "line 4: the step has no name"),
         ("SN,S\nPN,P\nStep,Value\nV,\n", "has neither a value nor a status"),
         ("SN,S\nPN,P\nStep,Value\nV,1,2,3\n", "line 4: more cells than the header"),
-        ("SN,S\nSN,T\nPN,P\n", "line 2: 'SN' already given on line 1"),
+        ("SN,S\nSN,T\nPN,P\n", "line 2: 'SN' gives the report's sn, already given on line 1;"),
+        (
+            "SN,S\nPN,P\nOperator,Ann\nTester,Bo\n",
+            "line 4: 'Tester' gives the report's operator, already given on line 3 as 'Operator'",
+        ),
         ("SN,S\nPN,P\nthree,cells,here\nStep,Value\n", "line 3: expected a 'Key,Value' line"),
         ("SN,S\nPN,P\nDate,tomorrow\n", "line 3: start: 'tomorrow' is not a date-time"),
         ("Slot,Serial Number,Current\n1,,0.4\n", "line 2: the unit has no serial number"),

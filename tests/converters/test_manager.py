@@ -1248,3 +1248,13 @@ def test_a_timed_out_conversion_names_the_converter_it_was_running(tmp_path: Pat
 
     asyncio.run(main())
     wait_until(lambda: not manager_module._RUNNING, message="the released thread to finish")
+
+
+def test_each_plugin_import_is_logged_first_so_a_plugin_that_ends_the_process_is_named(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A plugin calling os._exit at import leaves no traceback; the log's last line names it."""
+    path = write_plugin(tmp_path / "converters", "simple.py", SIMPLE)
+    with caplog.at_level(logging.INFO, logger="pywats_client.converters"):
+        manager_for(tmp_path).load()
+    assert f"importing converter plugin {path}" in caplog.text

@@ -235,7 +235,10 @@ def _table(
     name_width = max((len(i.name) for i in instances), default=8)
     table.add_column("instance", no_wrap=True, min_width=min(name_width, 32))
     table.add_column("state", no_wrap=True, min_width=len("crash-looping"))
-    for column in ("pid", "uptime", "restarts", "beat", "pending", "failed"):
+    # "sent" (since the worker started) tells a busy station from a stuck one at a
+    # glance; a narrow terminal keeps the columns that must stay whole instead
+    counted = ("sent", "pending", "failed") if errors else ("pending", "failed")
+    for column in ("pid", "uptime", "restarts", "beat", *counted):
         table.add_column(column, justify="right", no_wrap=True)
     table.add_column("server", no_wrap=True)
     if errors:
@@ -256,6 +259,10 @@ def _table(
             format_duration(inst.uptime_s),
             str(inst.restarts),
             format_duration(inst.heartbeat_age_s, precise=True),
+        ]
+        if errors:
+            cells.append(str(inst.uploaded) if inst.snapshot is not None else "-")
+        cells += [
             _opt(inst.pending),
             Text(_opt(inst.failed), style="red" if inst.failed else ""),
             inst.connection if inst.snapshot is not None else "-",

@@ -256,6 +256,8 @@ def discover_plugin_dir(folder: Path) -> tuple[list[Discovered], list[LoadProble
         if path.name.startswith(("_", ".")):
             continue
         origin = f"plugin:{path}"
+        # the last line in the log if the plugin takes the whole process down (os._exit)
+        log.info("importing converter plugin %s", path)
         try:
             module = _import_plugin(path)
         except (Exception, SystemExit) as exc:  # noqa: BLE001 - any plugin failure is reported

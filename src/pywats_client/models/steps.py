@@ -104,8 +104,19 @@ class WsjfModel(BaseModel):
             if key not in known:
                 close = difflib.get_close_matches(str(key), sorted(known), n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
+                if key in _CREATE_STEP_KEYS:
+                    hint = (
+                        "; a plain dict such as {'name': ..., 'value': ..., 'low': ..., "
+                        "'high': ...} becomes a step through the converter's "
+                        "self.create_step(...): append that instead"
+                    )
                 raise ValueError(f"{cls.__name__} has no field {key!r}{hint}")
         return data
+
+
+#: Keys of ``BaseConverter.create_step`` dicts that no step model has: such a dict was
+#: appended to ``steps`` as it is.
+_CREATE_STEP_KEYS = frozenset({"value", "low", "high", "unit", "measurements", "passed", "limit"})
 
 
 def compare_numeric(op: str, value: float, low: float | None, high: float | None) -> bool:

@@ -12,6 +12,7 @@ read into the result.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass, field, fields
@@ -310,12 +311,13 @@ def _instance(
         config = registry.load_config(entry)
     except ConfigError as exc:
         config_error = str(exc)
-    queue_dir = config.queue_dir if config is not None else None
+    config_path = registry.config_path(entry)
+    queue_dir = config.queue_dir if config is not None else _queue_dir_despite(config_path)
     base: dict[str, Any] = {
         "name": entry.name,
         "enabled": entry.enabled,
         "supervised": supervised,
-        "config_path": registry.config_path(entry),
+        "config_path": config_path,
         "queue_path": queue_dir,
         "log_path": instance_log_path(entry.name, config=config, log_dir=log_dir),
     }
@@ -369,6 +371,24 @@ def _instance(
             failed=count_queue_files(queue_dir / "failed"),
         )
     return InstanceStatus(**base)
+
+
+def _queue_dir_despite(config_path: Path) -> Path | None:
+    """The queue folder an invalid config names, if its ``queue_path`` can be read.
+
+    A ``fatal`` station's queued reports are what its operator must see; the
+    rest of the file may be wrong without hiding them.
+    """
+    try:
+        raw = json.loads(config_path.read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError):
+        return None
+    default = ClientConfig.model_fields["queue_path"].default
+    value = raw.get("queue_path", str(default)) if isinstance(raw, dict) else None
+    if not isinstance(value, str) or not value.strip():
+        return None
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (config_path.resolve().parent / path).resolve()
 
 
 def _snapshot_of(record: dict[str, Any] | None) -> ClientSnapshot | None:

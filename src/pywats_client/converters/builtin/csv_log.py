@@ -277,6 +277,7 @@ class CsvConverter(BaseConverter):
 
     def _steps_unit(self, rows: list[_Row]) -> dict[str, Any]:
         fields: dict[str, tuple[str, int]] = {}
+        keys_given: dict[str, str] = {}  # the key each field came from, for messages
         misc: list[dict[str, str]] = []
         table_at = next((i for i, r in enumerate(rows) if self._is_step_header(r)), len(rows))
         for row in rows[:table_at]:
@@ -293,11 +294,15 @@ class CsvConverter(BaseConverter):
                 if value:
                     misc.append({"description": key, "text": value})
             elif field_name in fields:
+                first_key = keys_given[field_name]
+                same = "" if first_key == key else f" as {first_key!r}"
                 raise _Bad(
-                    f"line {row.line_no}: {key!r} already given on line {fields[field_name][1]}"
+                    f"line {row.line_no}: {key!r} gives the report's {field_name}, already "
+                    f"given on line {fields[field_name][1]}{same}; keep one of the two lines"
                 )
             elif value:
                 fields[field_name] = (value, row.line_no)
+                keys_given[field_name] = key
         steps: list[Any] = []
         if table_at < len(rows):
             columns = self._column_map(rows[table_at])
