@@ -128,6 +128,12 @@ def test_a_redirect_or_missing_route_is_the_address_not_the_report(
         assert f"to {headers['Location']}" in message
 
 
+def test_a_json_answer_is_not_taken_for_a_web_page_whatever_its_content_type() -> None:
+    answer = httpx.Response(200, headers={"Content-Type": "text/html"}, text='{"ID": "abc"}')
+    assert submit(lambda r: answer) == "abc"
+    assert submit(lambda r: httpx.Response(204, headers={"Content-Type": "text/html"})) is None
+
+
 @pytest.mark.parametrize(
     ("headers", "body"),
     [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -18,6 +19,7 @@ from pywats_client.cli._output import console
 from pywats_client.core import ClientConfig, acquire_instance_lock
 from pywats_client.core._worker_pid import running_worker_pid
 from pywats_client.queue import NewReport, QueueStore
+from pywats_client.queue import store as store_module
 
 IDS = [f"0000000{i}-aaaa-bbbb-cccc-dddddddddddd" for i in range(3)]
 
@@ -96,6 +98,26 @@ def test_requeue_by_id_and_all_failed(
     code, out, _ = run(capsys, "requeue", "--config", str(config), "--all-failed", "--json")
     assert code == 0
     assert json.loads(out) == {"requeued": [], "missing": [], "unreadable": []}
+
+
+def test_a_full_disk_during_requeue_is_an_error_naming_the_file_not_a_bug(
+    station: tuple[Path, QueueStore],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config, store = station
+    tmp = store.tmp_dir / "x.json.pywats-tmp"
+
+    def full(folder: Path, name: str, data: bytes) -> Path:
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp))
+
+    monkeypatch.setattr(store_module, "write_temp", full)
+    code, _, err = run(capsys, "requeue", "--config", str(config), "--all-failed")
+    message = " ".join(err.split())
+    assert code == 1
+    assert f"No space left on device: '{tmp}'" in message and "free space" in message
+    assert "this is a bug" not in message
+    assert store.counts().failed == len(list(store.iter_items("failed")))  # nothing lost
 
 
 def test_requeue_usage_errors_exit_2(

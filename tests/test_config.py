@@ -131,6 +131,7 @@ def test_env_token_overrides_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
             '{"text_encoding": "utf8x"}',
             "text_encoding: 'utf8x' is not an encoding Python knows; use a name such as utf-8",
         ),
+        ('{"text_encoding": "base64"}', "text_encoding: 'base64' is not an encoding Python"),
     ],
 )
 def test_invalid_config_is_one_line_naming_file_and_key(

@@ -49,6 +49,7 @@ class FakeConversion:
     converter: str
     source_sha256: str
     reports: list[dict[str, Any]] = field(default_factory=list)
+    source_size: int | None = None
 
 
 class FakeConverter:
@@ -76,7 +77,7 @@ class FakeConverter:
             {"id": str(uuid.uuid5(NS, f"{sha}\n{i}")), "sn": data.get("sn", path.stem)}
             for i in range(data.get("reports", 1))
         ]
-        return FakeConversion(path, "fake", sha, reports)
+        return FakeConversion(path, "fake", sha, reports, len(raw))
 
 
 def make_item(report: dict[str, Any], name: str, sha: str, converter: str) -> NewReport:
@@ -627,17 +628,22 @@ def test_a_file_rewritten_during_conversion_is_not_deleted_but_taken_again(
     run(body)
 
 
+@pytest.mark.parametrize("also_before_the_read", [False, True])
 def test_a_file_written_on_during_conversion_queues_only_its_whole_result(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, also_before_the_read: bool
 ) -> None:
     # A tester pausing longer than ready_after, then writing on: the report of the
     # first part would reach WATS beside the whole one, as a second test of the unit.
+    # Bytes written between the watcher's look and the read are part of what was read.
     config = make_config(tmp_path, post_action="delete")
     path = drop(config, "a.json", sn="first")
-    whole = path.read_bytes() + b"\n  "
+    whole = path.read_bytes() + (b" " if also_before_the_read else b"") + b"\n  "
 
     class AppendingConverter(FakeConverter):
         def convert(self, path: Path) -> FakeConversion:
+            if also_before_the_read and not self.calls[path.name]:
+                with open(path, "ab") as out:
+                    out.write(b" ")
             result = super().convert(path)
             if self.calls[path.name] == 1:
                 with open(path, "ab") as out:

@@ -679,6 +679,21 @@ def test_an_unreadable_file_is_skipped_and_tried_again_after_a_hold(
     assert store.read_problem() is None
 
 
+def test_an_unreadable_file_removed_while_held_is_forgotten_by_the_next_scan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = QueueStore(tmp_path / "q", rescan_interval=0.0)
+    store.enqueue([new_report(i) for i in range(2)])
+    names = files_in(store.pending_dir)
+    _unreadable(monkeypatch, {store.pending_dir / names[0]})
+    assert [i.name for i in store.claim_many(5)] == names[1:]
+    (store.pending_dir / names[0]).unlink()  # the operator deletes it
+    assert store.counts().pending == 2  # the held one is still counted until a scan
+    store.claim()  # scans (rescan_interval 0)
+    assert store.counts().pending == 1 and store.read_problem() is None
+    assert store.seconds_until_due() is None
+
+
 def test_claim_many_keeps_what_it_claimed_when_the_folder_fails(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

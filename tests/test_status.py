@@ -531,9 +531,10 @@ def test_cli_status_check_is_a_health_check_for_monitoring(
     assert main(["status", "--registry", str(registry), "--check"]) == 0
     assert "OK: 2 of 2 station(s) running" in capsys.readouterr().out
 
-    # an edited config the supervisor refused: running on, fatal at the next restart
+    # an edited config the supervisor refused: running on, fatal at the next restart,
+    # though a newer error of the station is what last_error shows
     refused = f"{CONFIG_NOT_APPLIED}: st-1/config.json: max_queue_size: Input should be >= 1"
-    doc["instances"][0] = {**healthy, "last_error": refused}
+    doc["instances"][0] = {**healthy, "config_problem": refused, "last_error": None}
     assert write_status(tmp_path / ".pywats" / STATUS_NAME, doc)
     assert main(["status", "--registry", str(registry), "--check"]) == 1
     out = " ".join(capsys.readouterr().out.split())

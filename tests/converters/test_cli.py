@@ -87,6 +87,7 @@ def test_convert_with_a_config_uses_its_instance_and_converter_settings(
             "file_patterns",
         ),
         ({"ignore_patterns": ["station*"]}, "it matches ignore_patterns ['station*']"),
+        ({"ready_marker": "7.log"}, "it is a ready marker (ready_marker '7.log'), not a result"),
     ],
 )
 def test_convert_warns_when_the_station_would_not_take_the_file(

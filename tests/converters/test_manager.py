@@ -932,6 +932,7 @@ def test_the_hash_is_of_exactly_the_bytes_the_converter_read(tmp_path: Path) -> 
     assert report["sn"] == "SN-OLD"
     assert report["pn"] == "PN-SIDE"  # any other file is read from disk
     assert conversion.source_sha256 == hashlib.sha256(b"SN-OLD").hexdigest()
+    assert conversion.source_size == len(b"SN-OLD")  # how much of the file the hash covers
     assert source.read_text() == "SN-NEW"
     # Outside a conversion the converter reads the disk again.
     assert manager_for(tmp_path).get("rewriter").read_text(source) == "SN-NEW"  # type: ignore[union-attr]
@@ -984,8 +985,8 @@ def test_a_file_that_grew_past_the_read_once_limit_is_not_held_in_memory(
     monkeypatch.setattr(manager_module, "READ_ONCE_LIMIT", 4)
     source = tmp_path / "unit.dat"
     source.write_text("SN-OLD")  # 6 bytes, though the size check saw 3
-    sha256, reads = manager_module._read_once(source, 3, 1000)
-    assert sha256 == hashlib.sha256(b"SN-OLD").hexdigest()
+    (sha256, size), reads = manager_module._read_once(source, 3, 1000)
+    assert (sha256, size) == (hashlib.sha256(b"SN-OLD").hexdigest(), 6)
     assert isinstance(reads, contextlib.nullcontext)
 
 

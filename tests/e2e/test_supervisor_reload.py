@@ -103,6 +103,35 @@ def test_registry_and_config_edits_apply_to_the_changed_instances_only(
         list_instances(path)  # the documented contract stays
 
 
+def test_a_refused_config_edit_stays_flagged_until_the_config_is_fixed(
+    tmp_path: Path, supervisor_factory: Callable[..., SupervisorRun]
+) -> None:
+    """The worker runs on with the old config; the next restart would be fatal."""
+    station(tmp_path, "st-1")
+    path = registry(tmp_path, ["st-1"], stable_after=8.0)
+    sup = supervisor_factory(path)
+    first = sup.wait_running("st-1")["st-1"]["pid"]
+    station(tmp_path, "st-1", max_queue_size=-3)  # refused before the run counts as stable
+    record = sup.wait(
+        lambda i: i["st-1"] if i["st-1"].get("config_problem") else None, 30, "the refusal"
+    )
+    assert "max_queue_size" in record["config_problem"] and record["pid"] == first
+    # a stable run clears last_error, as it clears an old crash; the flag stays
+    sup.wait(lambda i: i["st-1"]["last_error"] is None, 30, "last_error cleared")
+    assert sup.instance("st-1")["config_problem"] == record["config_problem"]
+    checked = run_cli("status", "--registry", str(path), "--check")
+    assert checked.returncode == 1, checked.stdout
+    assert "max_queue_size" in checked.stdout and "next restart" in checked.stdout
+
+    station(tmp_path, "st-1", ready_after=0.2)  # fixed: applied, the flag goes
+    sup.wait(
+        lambda i: i["st-1"]["pid"] not in (None, first) and i["st-1"]["state"] == "running",
+        30,
+        "restarted with the fixed config",
+    )
+    assert sup.instance("st-1")["config_problem"] is None
+
+
 def test_a_renamed_station_keeps_its_queue_without_a_stranded_warning(
     tmp_path: Path, supervisor_factory: Callable[..., SupervisorRun]
 ) -> None:

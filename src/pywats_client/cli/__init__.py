@@ -95,6 +95,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:  # a file or folder the command needs: not a bug
+        error(str(exc), "check that path: its permissions, free space, or a program holding it")
+        return EXIT_FAILED
     except Exception as exc:
         if os.environ.get(DEBUG_ENV_VAR):
             raise

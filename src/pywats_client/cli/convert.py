@@ -98,10 +98,13 @@ def _convert_in_time(
 
 def _not_taken_by_station(config: ClientConfig, name: str) -> str | None:
     """Why a station with ``config`` would leave a file of this name in its watch folder."""
-    rules = FilterRules(tuple(config.file_patterns), tuple(config.ignore_patterns))
+    marker = config.ready_marker
+    rules = FilterRules(tuple(config.file_patterns), tuple(config.ignore_patterns), marker)
     if rules.accepts(name):
         return None
-    if FilterRules(tuple(config.file_patterns)).accepts(name):
+    if marker and (rules.marked_name(name) is not None or name.lower() == marker.lower()):
+        why = f"it is a ready marker (ready_marker {marker!r}), not a result"
+    elif FilterRules(tuple(config.file_patterns)).accepts(name):
         why = f"it matches ignore_patterns {config.ignore_patterns}"
     else:
         suffix = Path(name).suffix

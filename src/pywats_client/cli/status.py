@@ -17,7 +17,6 @@ from pywats_client.cli._layout import FREE_TEXT_MIN, Fit, Layout, free_text_widt
 from pywats_client.cli._output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, console, print_json
 from pywats_client.cli._registry import add_registry_option, registry_path
 from pywats_client.errors import ConfigError
-from pywats_client.supervisor._states import CONFIG_NOT_APPLIED
 
 #: Colour of each state in the table.
 STATE_STYLES = {
@@ -121,8 +120,8 @@ def _check(report: Any, path: Path) -> int:
     for inst in enabled:
         if inst.state in _BROKEN and sup.running:
             problems.append(f"{inst.name}: {inst.state}: {inst.last_error or 'no reason recorded'}")
-        elif inst.last_error and inst.last_error.startswith(CONFIG_NOT_APPLIED):
-            problems.append(f"{inst.name}: {inst.last_error}; it fails at its next restart")
+        elif inst.config_problem:
+            problems.append(f"{inst.name}: {inst.config_problem}; it fails at its next restart")
         snapshot = inst.snapshot
         if inst.connection == "unauthorized":
             problems.append(f"{inst.name}: the server refuses its token: {inst.last_error}")

@@ -28,7 +28,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -102,6 +102,8 @@ class Conversion:
     converter: str
     source_sha256: str
     reports: list[dict[str, Any]] = field(default_factory=list)
+    #: How many bytes ``source_sha256`` covers: the file as it was read.
+    source_size: int | None = None
 
 
 @dataclass
@@ -117,25 +119,28 @@ class _Entry:
 READ_ONCE_LIMIT = 4 * 1024 * 1024
 
 
-def _sha256(path: Path) -> str:
+def _sha256(path: Path) -> tuple[str, int]:
+    """The file's sha256 and how many bytes it covers."""
     digest = hashlib.sha256()
+    size = 0
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
-    return digest.hexdigest()
+            size += len(block)
+    return digest.hexdigest(), size
 
 
 def _read_once(
     path: Path, size: int, limit: int
-) -> tuple[str, contextlib.AbstractContextManager[None]]:
-    """The file's sha256, and a context in which converters read the hashed bytes."""
+) -> tuple[tuple[str, int], contextlib.AbstractContextManager[None]]:
+    """The file's sha256 and size as hashed, and a context in which converters read them."""
     if size > READ_ONCE_LIMIT:
         return _sha256(path), contextlib.nullcontext()
     try:
         data = read_bounded(path, min(limit, READ_ONCE_LIMIT))
     except FileTooLargeError:  # grew since the size check: hashed in blocks, read again
         return _sha256(path), contextlib.nullcontext()
-    return hashlib.sha256(data).hexdigest(), served_from(path, data)
+    return (hashlib.sha256(data).hexdigest(), len(data)), served_from(path, data)
 
 
 def _confidence(answer: Any) -> float | None:
@@ -521,11 +526,11 @@ class ConverterManager:
                 f"{path.name}: file is empty; there is no result in it", file=path
             )
         try:
-            sha256, reads = _read_once(path, stat.st_size, self._max_file_size)
+            (sha256, size), reads = _read_once(path, stat.st_size, self._max_file_size)
         except OSError as exc:
             raise ConversionError(f"{path}: cannot be read ({exc.strerror})", file=path) from None
         with reads:
-            return self._convert_read(path, sha256)
+            return replace(self._convert_read(path, sha256), source_size=size)
 
     def _convert_read(self, path: Path, sha256: str) -> Conversion:
         candidates = self.candidates(path)

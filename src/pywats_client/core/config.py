@@ -8,7 +8,6 @@ holds it is written owner-only.
 
 from __future__ import annotations
 
-import codecs
 import json
 import os
 import socket
@@ -221,7 +220,7 @@ class ClientConfig(BaseModel):
     def _known_encoding(cls, value: str | None) -> str | None:
         if value:
             try:
-                codecs.lookup(value)
+                "".encode(value)  # a LookupError also for base64, zlib...: not text
             except LookupError:
                 raise ValueError(
                     f"{value!r} is not an encoding Python knows; use a name such as utf-8, "

@@ -295,6 +295,7 @@ class QueueStore:
         junk: list[str] = []
         claimed = self._claimed
         unreadable = self._unreadable
+        held_on_disk: set[str] = set()
         stranded = self._stranded
 
         def names() -> Iterator[str]:
@@ -316,7 +317,9 @@ class QueueStore:
                     total += 1
                     if due > now_ns:
                         backoff[math.ceil(due / 1e9)] += 1
-                    if name not in claimed and name not in unreadable:
+                    if name in unreadable:
+                        held_on_disk.add(name)
+                    elif name not in claimed:
                         yield name
 
         capacity = self._window_capacity()
@@ -325,6 +328,9 @@ class QueueStore:
             smallest[:capacity], more_on_disk=len(smallest) > capacity, capacity=capacity
         )
         self._pending = total
+        for gone in unreadable.keys() - held_on_disk:  # removed by hand while held
+            del unreadable[gone]
+            self._read_failures.pop(gone, None)
         self._backoff = backoff
         self._failed = _count_files(self.failed_dir, lambda n: due_ns_of(n) is not None)
         # re-counted too: the operator deletes or repairs quarantined files by hand
@@ -455,7 +461,7 @@ class QueueStore:
         self._unreadable[name] = (time.monotonic() + hold, error)
         if len(self._unreadable) > _MAX_UNREADABLE_PER_CLAIM:
             return  # a failing disk: the uploader's own error says so, once per hold
-        log.error(
+        log.warning(
             "cannot read queued report %s (%s); it stays queued, is tried again in %g s, "
             "and the other reports go on. Check the file's permissions, a virus scanner "
             "holding it, or the disk",
@@ -675,6 +681,7 @@ class QueueStore:
                 self._claimed.discard(item.name)
                 self._window.offer(item.name)
                 raise
+            self._failed += 1  # here: a scan from now on counts the file in failed/
         # the failed copy is durable before the pending one goes: a power cut in
         # between leaves both, which the next start finishes (never neither)
         fsync_dir(self.failed_dir)
@@ -686,7 +693,6 @@ class QueueStore:
                 self._stranded.add(item.name)
             self._claimed.discard(item.name)
             self._pending = max(0, self._pending - 1)
-            self._failed += 1
             self._changes += 1
             change = self._changes
         self._group_sync(change)

@@ -179,11 +179,12 @@ def error_message_of(response: httpx.Response) -> str:
 
 
 def _is_web_page(response: httpx.Response) -> bool:
-    """An HTML page where a WATS call answers JSON (or nothing)."""
-    if "html" in response.headers.get("Content-Type", "").lower():
-        return True
+    """An HTML page where a WATS call answers JSON (or nothing): markup, said or shown."""
     start = response.text[:200].lstrip().lower()
-    return start.startswith(("<!doctype html", "<html"))
+    if not start.startswith("<"):
+        return False
+    html_type = "html" in response.headers.get("Content-Type", "").lower()
+    return html_type or start.startswith(("<!doctype html", "<html"))
 
 
 def _beginning(text: str, limit: int = 80) -> str:

@@ -72,6 +72,8 @@ class ConversionLike(Protocol):
     @property
     def source_sha256(self) -> str: ...
     @property
+    def source_size(self) -> int | None: ...
+    @property
     def reports(self) -> list[dict[str, Any]]: ...
 
 
@@ -461,7 +463,7 @@ class IntakePipeline:
         partial = {
             d.src.path
             for d in results
-            if d.conversion is not None and _appended_to(d.src, d.conversion.source_sha256)
+            if d.conversion is not None and _appended_to(d.src, d.conversion)
         }
         try:
             self._enqueue([d for d in results if d.src.path not in partial], staged.recovering)
@@ -923,16 +925,17 @@ def _unchanged(src: SourceFile) -> bool:
     return st.st_size == src.size and st.st_mtime_ns == src.mtime_ns
 
 
-def _appended_to(src: SourceFile, converted_sha256: str) -> bool:
-    """The file has grown since it was taken, and begins with the bytes converted."""
+def _appended_to(src: SourceFile, conversion: ConversionLike) -> bool:
+    """The file has grown since it was read, and begins with the bytes converted."""
+    read = conversion.source_size if conversion.source_size is not None else src.size
     try:
-        if src.path.stat().st_size <= src.size:
+        if src.path.stat().st_size <= read:
             return False
         with open(src.path, "rb") as handle:
-            head = handle.read(src.size)
+            head = handle.read(read)
     except OSError:
         return False
-    return len(head) == src.size and hashlib.sha256(head).hexdigest() == converted_sha256
+    return len(head) == read and hashlib.sha256(head).hexdigest() == conversion.source_sha256
 
 
 def _sha256(path: Path) -> str:

@@ -92,6 +92,7 @@ class Slot:
             "last_exit": lc.last_exit,
             "last_error": lc.last_error,
             "last_error_at": self._error_seen[1],
+            "config_problem": lc.config_problem,
             "last_heartbeat_at": beat.get("ts") if beat else None,
             "heartbeat_age_s": _round(now - lc.last_beat if lc.last_beat is not None else None),
             "next_restart_at": wall + max(0.0, restart_in) if restart_in is not None else None,

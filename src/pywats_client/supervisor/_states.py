@@ -202,6 +202,10 @@ class Lifecycle:
         self.restarts = 0
         self.last_exit: int | None = None
         self.last_error: str | None = None
+        #: An edited config that was refused while the worker runs on the old one
+        #: (``CONFIG_NOT_APPLIED: ...``): kept until a config loads, unlike
+        #: ``last_error``, which a stable run or a newer error replaces.
+        self.config_problem: str | None = None
         self.spawned_at: float | None = None
         self.last_beat: float | None = None
         self.restart_at: float | None = None
@@ -356,6 +360,7 @@ class Lifecycle:
         """The config cannot be loaded: do not spawn until it changes."""
         self.phase = Phase.FATAL
         self.last_error = reason
+        self.config_problem = None  # the state says it now
         self.restart_at = None
         self.spawned_at = None
         self.last_beat = None

@@ -70,6 +70,8 @@ class InstanceStatus:
     ``last_error`` is the newest of the process-level error (crash, config,
     hang) and the station's own last error (a bad file, an outage), shown since
     ``last_error_at``; with no supervisor running, the last one it recorded.
+    ``config_problem`` is set while the station runs on an old config because
+    its edited one was refused (it would be ``fatal`` at its next restart).
     ``supervised`` is False when no supervisor runs: a ``running`` instance is
     then one started by hand (``pywats-client run``), with its ``pid``.
     Counters (``converted``, ``errored``, ``uploaded``) count since the worker
@@ -87,6 +89,7 @@ class InstanceStatus:
     last_exit: int | None = None
     last_error: str | None = None
     last_error_at: datetime | None = None
+    config_problem: str | None = None
     last_heartbeat_at: datetime | None = None
     heartbeat_age_s: float | None = None
     next_restart_at: datetime | None = None
@@ -348,6 +351,7 @@ def _instance(
             last_exit=record.get("last_exit"),
             last_error=last_error,
             last_error_at=last_error_at,
+            config_problem=_str(record.get("config_problem")),
             last_heartbeat_at=_dt(record.get("last_heartbeat_at")),
             heartbeat_age_s=hb_age + advance if isinstance(hb_age, (int, float)) else None,
             next_restart_at=_dt(record.get("next_restart_at")),

@@ -8,7 +8,7 @@ Format (``"format": 1``)::
      "supervisor": {"pid", "create_time", "started_at", "updated_at", "registry",
                     "metrics_url", "log_dir", "last_error"},
      "instances": [{"name", "state", "enabled", "pid", "started_at", "uptime_s",
-                    "restarts", "last_exit", "last_error", "last_error_at",
+                    "restarts", "last_exit", "last_error", "last_error_at", "config_problem",
                     "last_heartbeat_at",
                     "heartbeat_age_s", "next_restart_at", "rss", "cpu",
                     "log_path", "config_path", "queue_path", "snapshot"}, ...]}

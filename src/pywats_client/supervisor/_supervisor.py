@@ -771,7 +771,7 @@ class Supervisor:
             ClientConfig.load(slot.config_path)
         except ConfigError as exc:
             if lc.process_expected:
-                lc.last_error = f"{CONFIG_NOT_APPLIED}: {exc}"
+                lc.last_error = lc.config_problem = f"{CONFIG_NOT_APPLIED}: {exc}"
                 log.error("%s: %s", slot.name, lc.last_error)
             else:
                 lc.fail_config(str(exc))
@@ -779,7 +779,7 @@ class Supervisor:
             self._status_dirty = True
             return
         log.info("%s: config file changed; restarting the worker", slot.name)
-        lc.last_error = None  # an earlier "config change not applied" is resolved
+        lc.last_error = lc.config_problem = None  # an earlier refused edit is resolved
         if lc.process_expected:
             lc.restart(now)
         else:
