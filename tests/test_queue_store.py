@@ -796,3 +796,45 @@ def test_a_power_cut_while_rescheduling_dead_lettering_or_requeueing_loses_no_re
     assert len(files_in(store.pending_dir)) == 3 and not files_in(store.failed_dir)
     assert model.cut_points >= 12
     assert model.lost == []
+
+
+def test_a_second_release_of_a_claim_never_frees_the_next_claim_of_that_report(
+    tmp_path: Path,
+) -> None:
+    """A store error releases the item, and its caller may release it too: by then the
+    report can be claimed again, and freeing that claim would upload it twice at once."""
+    store = QueueStore(tmp_path / "q")
+    store.enqueue([new_report(0)])
+    first = store.claim()
+    assert first is not None
+    store.release(first)
+    second = store.claim()
+    assert second is not None and second.name == first.name
+    store.release(first)  # late, from the first claim's error handling
+    assert store.claim() is None and store.counts().in_flight == 1
+    store.release(second)
+    assert store.claim() is not None
+
+
+def test_a_dead_letter_whose_failed_folder_cannot_be_synced_leaves_the_report_pending(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = QueueStore(tmp_path / "q")
+    store.enqueue([new_report(0)])
+    item = store.claim()
+    assert item is not None
+    real_fsync = store_module.fsync_dir
+
+    def failing(folder: Path) -> None:
+        if Path(folder) == store.failed_dir:
+            raise OSError(errno.EIO, "Input/output error")
+        real_fsync(folder)
+
+    monkeypatch.setattr(store_module, "fsync_dir", failing)
+    with pytest.raises(OSError, match="Input/output error"):
+        store.dead_letter(item, reason="400: rejected", status=400)
+    assert files_in(store.failed_dir) == [] and files_in(store.pending_dir) == [item.name]
+    counts = store.counts()
+    assert (counts.failed, counts.in_flight, counts.pending) == (0, 0, 1)
+    again = store.claim()
+    assert again is not None and again.name == item.name

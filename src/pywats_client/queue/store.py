@@ -143,7 +143,9 @@ class QueueStore:
 
         self._lock = threading.Lock()
         self._window = Window(window_size or MIN_WINDOW)
-        self._claimed: set[str] = set()
+        #: Names in flight, each with the item its claim returned (None while the claim
+        #: reads the file): a release by an older, already released item is ignored.
+        self._claimed: dict[str, QueueItem | None] = {}
         #: Pending files whose read failed (not "missing"): name -> (retry at, the error),
         #: skipped until then so one bad file does not stop the others; and how often
         #: each failed in a row (the hold doubles), forgotten once it is read.
@@ -418,18 +420,18 @@ class QueueStore:
                 name = self._pop_due_locked()
                 if name is None:
                     return None
-                self._claimed.add(name)
+                self._claimed[name] = None
             try:
                 raw = (self.pending_dir / name).read_bytes()
             except FileNotFoundError:
                 with self._lock:  # removed behind our back: forget it
-                    self._claimed.discard(name)
+                    self._claimed.pop(name, None)
                     self._read_failures.pop(name, None)
                     self._pending = max(0, self._pending - 1)
                 continue
             except OSError as exc:
                 with self._lock:
-                    self._claimed.discard(name)
+                    self._claimed.pop(name, None)
                     self._hold_unreadable_locked(name, exc)
                 unreadable_here += 1
                 if unreadable_here >= _MAX_UNREADABLE_PER_CLAIM:
@@ -437,21 +439,22 @@ class QueueStore:
                 continue
             except BaseException:
                 with self._lock:
-                    self._claimed.discard(name)
+                    self._claimed.pop(name, None)
                     self._window.offer(name)
                 raise
             try:
                 envelope, report = decode_item(raw)
             except CorruptQueueFile as exc:
                 with self._lock:
-                    self._claimed.discard(name)
+                    self._claimed.pop(name, None)
                     self._read_failures.pop(name, None)
                     self._quarantine_locked(name, str(exc))
                 continue
-            if self._read_failures:
-                with self._lock:
-                    self._read_failures.pop(name, None)
-            return QueueItem(name=name, state="pending", envelope=envelope, report=report)
+            item = QueueItem(name=name, state="pending", envelope=envelope, report=report)
+            with self._lock:
+                self._claimed[name] = item
+                self._read_failures.pop(name, None)
+            return item
 
     def _hold_unreadable_locked(self, name: str, exc: OSError) -> None:
         self._read_failures[name] += 1
@@ -595,7 +598,7 @@ class QueueStore:
                     self._trash.append(target)
             except FileNotFoundError:
                 pass
-            self._claimed.discard(item.name)
+            self._claimed.pop(item.name, None)
             self._pending = max(0, self._pending - 1)
             self._changes += 1
             overflowing = len(self._trash) >= _MAX_TRASH
@@ -650,10 +653,10 @@ class QueueStore:
                 replace_file(tmp, self.pending_dir / new_name)
             except BaseException:
                 remove_quietly(tmp)
-                self._claimed.discard(item.name)
+                self._claimed.pop(item.name, None)
                 self._window.offer(item.name)
                 raise
-            self._claimed.discard(item.name)
+            self._claimed.pop(item.name, None)
             self._backoff[math.ceil(due)] += 1
             self._window.offer(new_name)
             self._changes += 1
@@ -678,20 +681,28 @@ class QueueStore:
                 replace_file(tmp, self.failed_dir / item.name)
             except BaseException:
                 remove_quietly(tmp)
-                self._claimed.discard(item.name)
+                self._claimed.pop(item.name, None)
                 self._window.offer(item.name)
                 raise
             self._failed += 1  # here: a scan from now on counts the file in failed/
         # the failed copy is durable before the pending one goes: a power cut in
         # between leaves both, which the next start finishes (never neither)
-        fsync_dir(self.failed_dir)
+        try:
+            fsync_dir(self.failed_dir)
+        except BaseException:
+            with self._lock:  # undone: the report stays pending only, to be sent again
+                remove_quietly(self.failed_dir / item.name)
+                self._failed = max(0, self._failed - 1)
+                self._claimed.pop(item.name, None)
+                self._window.offer(item.name)
+            raise
         with self._lock:
             try:
                 remove_file(self.pending_dir / item.name)
             except OSError as exc:  # never sent again; flush() removes it once free
                 log.warning("report %s is in failed/ but still in pending/: %s", item.id, exc)
                 self._stranded.add(item.name)
-            self._claimed.discard(item.name)
+            self._claimed.pop(item.name, None)
             self._pending = max(0, self._pending - 1)
             self._changes += 1
             change = self._changes
@@ -699,9 +710,16 @@ class QueueStore:
         return envelope
 
     def release(self, item: QueueItem) -> None:
-        """Give ``item`` back unchanged (no attempt counted), e.g. while the server is away."""
+        """Give ``item`` back unchanged (no attempt counted), e.g. while the server is away.
+
+        Safe to call twice: once the name is claimed again, an old item's release
+        does nothing (else two uploads of one report could run at once).
+        """
         with self._lock:
-            self._claimed.discard(item.name)
+            holder = self._claimed.get(item.name, item)
+            if holder is not item:
+                return
+            self._claimed.pop(item.name, None)
             self._window.offer(item.name)
 
     def release_many(self, items: Iterable[QueueItem]) -> None:
