@@ -7,6 +7,7 @@ is accepted again when resubmitted, never rejected.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from pywats_client.standin._faults import FaultPlan, FaultSpecError
-from tests.test_standin_routes import Harness, report
+from pywats_client.standin._http import Request
+from tests.test_standin_routes import AUTH, Harness, report
 
 
 @pytest.fixture
@@ -51,3 +53,23 @@ def test_new_only_does_not_spare_other_paths(server: Harness) -> None:
 def test_new_only_is_validated(body: dict[str, object], error: str) -> None:
     with pytest.raises(FaultSpecError, match=error):
         FaultPlan.from_json(body)
+
+
+def test_a_resubmission_overtaking_a_slow_first_copy_is_spared(server: Harness) -> None:
+    """The slow fault commits late: a 400 for the retry meanwhile would reject a report the
+    server is about to hold, which no real server does (the torture audit caught it)."""
+    body = json.dumps(report(sn="SLOW")).encode()
+
+    def submission() -> Request:
+        return Request("POST", "/api/Report/WSJF", "", AUTH, body)
+
+    async def overtaken() -> tuple[int, int]:
+        server.app.faults.set(FaultPlan.from_json({"latency_ms": 300}))
+        first = asyncio.ensure_future(server.app.handle(submission()))
+        await asyncio.sleep(0.05)  # the first copy is in its delay, not stored yet
+        server.app.faults.set(FaultPlan.from_json({"status": 400, "new_only": True}))
+        retry = await server.app.handle(submission())
+        return (await first).status, retry.status
+
+    assert server.loop.run_until_complete(overtaken()) == (200, 200)
+    assert [r["times_received"] for r in server.json("GET", "/standin/reports")] == [2]

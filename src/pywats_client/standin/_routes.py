@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, get_args
 
 from pydantic import Tag, ValidationError
 
 from pywats_client.models import AnyStep, parse_report
-from pywats_client.standin._faults import FaultInjector, FaultPlan
+from pywats_client.standin._faults import FaultDecision, FaultInjector, FaultPlan
 from pywats_client.standin._http import Request, Response, json_response
 from pywats_client.standin._store import ReportRecord, ReportStore
 
@@ -65,6 +66,18 @@ def validation_message(error: ValidationError) -> str:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _submitted_id(request: Request) -> str | None:
+    """The id of the report a WSJF submission carries, lower-case; None if none."""
+    if request.path.lower() != "/api/report/wsjf":
+        return None
+    try:
+        data = json.loads(_decode(request.body))
+    except ValueError:
+        return None
+    report_id = data.get("id") if isinstance(data, dict) else None
+    return report_id.lower() if isinstance(report_id, str) else None
 
 
 def _decode(body: bytes) -> str:
@@ -129,6 +142,8 @@ class StandinApp:
             ("POST", "/standin/reset"): self._reset,
         }
         self._allowed: dict[str, list[str]] = {}
+        #: Ids of submissions held back by a latency fault, not yet stored.
+        self._arriving: Counter[str] = Counter()
         for method, path in self._routes:
             self._allowed.setdefault(path, []).append(method)
 
@@ -137,40 +152,51 @@ class StandinApp:
 
     async def handle(self, request: Request) -> Response:
         """Answer one request (the connection layer's handler)."""
-        path = request.path
-        is_api = path.startswith("/api/")
-        if is_api:
-            self.stats.requests += 1
-            decision = self.faults.decide(path)
-            if decision is not None:
-                if decision.delay:
-                    await asyncio.sleep(decision.delay)
-                if decision.drop:
-                    return Response(0, drop=True)
-                if decision.status is not None:
-                    if decision.new_only and await self._holds_report(request):
-                        self.faults.injected -= 1  # spared: handled as usual
-                    else:
-                        return self._injected(
-                            decision.status, decision.retry_after, decision.message
-                        )
+        if not request.path.startswith("/api/"):
+            return await self._authorized(request)
+        self.stats.requests += 1
+        decision = self.faults.decide(request.path)
+        if decision is None:
+            return await self._authorized(request)
+        if not decision.delay:
+            return await self._faulted(request, decision)
+        # A slow answer still commits. Until it does, its report counts as held for
+        # new_only faults: a real server rejects the same report every time or never,
+        # so a resubmission overtaking the slow first copy must not be rejected.
+        report_id = _submitted_id(request)
+        if report_id is not None:
+            self._arriving[report_id] += 1
+        try:
+            await asyncio.sleep(decision.delay)
+            return await self._faulted(request, decision)
+        finally:
+            if report_id is not None:
+                self._arriving[report_id] -= 1
+                if not self._arriving[report_id]:
+                    del self._arriving[report_id]
+
+    async def _faulted(self, request: Request, decision: FaultDecision) -> Response:
+        if decision.drop:
+            return Response(0, drop=True)
+        if decision.status is not None:
+            if decision.new_only and await self._holds_report(request):
+                self.faults.injected -= 1  # spared: handled as usual
+            else:
+                return self._injected(decision.status, decision.retry_after, decision.message)
+        return await self._authorized(request)
+
+    async def _authorized(self, request: Request) -> Response:
         denied = self._check_auth(request)
         if denied is not None:
             return denied
         return await self._dispatch(request)
 
     async def _holds_report(self, request: Request) -> bool:
-        """Whether the report a submission carries is already stored (``new_only`` faults)."""
-        if request.path.lower() != "/api/report/wsjf":
+        """Whether the report a submission carries is stored or arriving (``new_only``)."""
+        report_id = _submitted_id(request)
+        if report_id is None:
             return False
-        try:
-            data = json.loads(_decode(request.body))
-        except ValueError:
-            return False
-        report_id = data.get("id") if isinstance(data, dict) else None
-        if not isinstance(report_id, str):
-            return False
-        return await self.store.get_body(report_id.lower()) is not None
+        return report_id in self._arriving or await self.store.get_body(report_id) is not None
 
     def _injected(self, status: int, retry_after: float | None, message: str | None) -> Response:
         headers: tuple[tuple[str, str], ...] = ()
