@@ -82,6 +82,9 @@ def test_hung_converter_is_abandoned_and_replaced() -> None:
         hung = await runner.run(Path("hang"))
         assert hung.timed_out and hung.value is None
         assert hung.stack is not None and "release.wait()" in hung.stack
+        # from the converter's own frame on: the runner's thread machinery is left out
+        assert hung.stack.lstrip().startswith(f'File "{__file__}"'), hung.stack
+        assert "threading.py" not in hung.stack.split("release.wait()")[0]
         assert runner.abandoned == 1 and runner.stuck == 1
         # the one slot is free again and a new thread takes the next file
         after = await runner.run(Path("next"))

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
 
+from pywats_client.converters.manager import __file__ as _manager_file
 from pywats_client.converters.manager import converter_running_in
 
 __all__ = ["ConvertOutcome", "ConvertRunner"]
@@ -212,9 +213,23 @@ class ConvertRunner(Generic[T]):
             return True
 
 
+#: Files of the thread's own machinery: a stuck converter's author needs the stack
+#: from the first frame after them, where their code starts.
+_MACHINERY = frozenset(
+    str(Path(f).resolve())
+    for f in (threading.__file__, contextlib.__file__, __file__, _manager_file)
+    if f  # a frozen build may have no file names
+)
+
+
 def _stack_of(thread: threading.Thread) -> str | None:
     """The current call stack of a running ``thread`` (None once it ended)."""
     frame = sys._current_frames().get(thread.ident or -1)
     if frame is None:
         return None
-    return "".join(traceback.format_stack(frame)).rstrip()
+    frames = traceback.extract_stack(frame)
+    start = next(
+        (i for i, f in enumerate(frames) if str(Path(f.filename).resolve()) not in _MACHINERY),
+        0,
+    )
+    return "".join(traceback.format_list(frames[start:])).rstrip()
