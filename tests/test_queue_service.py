@@ -8,10 +8,11 @@ import itertools
 import json
 import logging
 import random
+import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import pytest
 from pywats_client.core import ClientConfig
 from pywats_client.core.connection_config import build_http_client
 from pywats_client.core.snapshot import UploadState
-from pywats_client.queue import NewReport, QueueStore
+from pywats_client.queue import NewReport, QueueItem, QueueStore
 from pywats_client.queue import _files as queue_files
 from pywats_client.queue import store as queue_store_module
 from pywats_client.services import ConnectionService, QueueService, WATSApiClient
@@ -177,6 +178,53 @@ def test_concurrent_uploads_are_bounded(tmp_path: Path) -> None:
     run(main())
     assert active["max"] == 3
     assert len(server.counts()) == 30
+
+
+class ThreadNotingStore(QueueStore):
+    """A real store that notes, per claim and complete, whether it ran on the loop's thread."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.loop_thread: int | None = None
+        self.calls: list[tuple[str, bool]] = []  # (call, on the loop's thread)
+
+    def _note(self, call: str) -> None:
+        self.calls.append((call, threading.get_ident() == self.loop_thread))
+
+    def claim_many(self, limit: int, *, scan: bool = True) -> list[QueueItem]:
+        self._note("claim" if scan else "claim without scan")
+        return super().claim_many(limit, scan=scan)
+
+    def complete_many(self, items: Iterable[QueueItem]) -> None:
+        self._note("complete")
+        super().complete_many(items)
+
+
+def test_claims_and_completes_stay_on_the_loop_listings_go_to_a_thread(tmp_path: Path) -> None:
+    """A hop to a thread costs more than reading a small queued report (the two
+    threads trade the interpreter lock at every system call): claims that need
+    no listing of pending/, and completes (a rename), run on the loop."""
+    server = FakeWats()
+    config = config_for(tmp_path, max_concurrent_uploads=2)
+    store = ThreadNotingStore(config.queue_dir)
+    items = reports(40)
+
+    async def main() -> None:
+        store.loop_thread = threading.get_ident()
+        store.enqueue(items)
+        queue = QueueService(config, api_for(config, server), store=store)
+        await queue.start()
+        await async_wait_until(lambda: queue.uploaded == 40, 15, message="40 uploads")
+        await queue.stop()
+
+    run(main())
+    assert server.counts() == Counter(ids(items))
+    on_loop = Counter(call for call, here in store.calls if here)
+    elsewhere = Counter(call for call, here in store.calls if not here)
+    assert set(elsewhere) <= {"claim"}, elsewhere  # only listings leave the loop
+    assert "claim" not in on_loop
+    assert on_loop["claim without scan"] >= 10  # 40 reports, at most 4 per claim
+    assert on_loop["complete"] >= 1
 
 
 def test_rejected_report_goes_to_failed_with_the_servers_reason(tmp_path: Path) -> None:

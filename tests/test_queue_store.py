@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -106,6 +107,34 @@ def test_small_window_refills_and_keeps_order_with_new_reports(tmp_path: Path) -
         store.complete(item)
     assert store.counts().pending == 0
     assert files_in(store.pending_dir) == []
+
+
+def test_a_claim_without_scan_never_lists_the_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The uploader claims on its event loop with scan=False: reading a small file
+    is fine there, listing 100,000 names is not, so that claim says "none" instead
+    and the uploader claims again in a thread."""
+    QueueStore(tmp_path / "q").enqueue([new_report(n) for n in range(10)])
+    store = QueueStore(tmp_path / "q", window_size=4)
+    listings = []
+    real_scandir = os.scandir
+
+    def counting_scandir(path: Any) -> Any:
+        listings.append(Path(path).name)
+        return real_scandir(path)
+
+    monkeypatch.setattr(store_module.os, "scandir", counting_scandir)
+    assert store.claim(scan=False) is None  # never listed yet: not without a scan
+    assert "pending" not in listings
+    got = [store.claim()]
+    assert listings.count("pending") == 1
+    got += store.claim_many(10, scan=False)  # the rest of the window of 4, no listing
+    assert len(got) == 4
+    assert listings.count("pending") == 1
+    got += store.claim_many(10)  # the window is used up: this one lists (twice: 4 + 2)
+    assert listings.count("pending") == 3
+    assert [i.report["sn"] if i else None for i in got] == [f"SN{n:06d}" for n in range(10)]
 
 
 def test_complete_deletes_or_archives(tmp_path: Path) -> None:

@@ -7,7 +7,9 @@ each report either fully queued or not queued at all - never half. Names sort
 by due time (see ``_names``), so the store keeps only a bounded window of the
 next names in memory and its cost per report does not grow with the backlog.
 
-The store is blocking and thread-safe: asyncio callers run it in threads.
+The store is blocking and thread-safe: asyncio callers run in threads what
+waits on the disk (fsync, listing ``pending/``); a claim without a scan and a
+complete are a small read or a rename, quicker than the hop to a thread.
 Only the instance's worker changes ``pending/`` except for ``requeue`` (the
 CLI), which only adds files by atomic rename, so it is safe while the worker
 runs; the worker notices them at its next scan.
@@ -405,7 +407,7 @@ class QueueStore:
 
     # --- taking -------------------------------------------------------------------
 
-    def claim(self) -> QueueItem | None:
+    def claim(self, *, scan: bool = True) -> QueueItem | None:
         """The next due report, now marked in flight; ``None`` if none is due.
 
         The caller must end every claim with :meth:`complete`,
@@ -413,11 +415,17 @@ class QueueStore:
         Corrupt files met on the way are quarantined; files that cannot be read
         (permissions, a scanner holding them, I/O errors) are skipped for a
         while and tried again (see :meth:`read_problem`).
+
+        With ``scan=False`` it also returns ``None`` where finding the next report
+        would mean listing ``pending/`` (the first claim, a used-up window of
+        names, a stale one): a claim that reads only a small file is quick
+        enough for an event loop, a listing of 100,000 names (about 0.15 s) is
+        not. The caller then claims again with ``scan=True`` in a thread.
         """
         unreadable_here = 0
         while True:
             with self._lock:
-                name = self._pop_due_locked()
+                name = self._pop_due_locked(scan)
                 if name is None:
                     return None
                 self._claimed[name] = None
@@ -508,11 +516,11 @@ class QueueStore:
         except OSError:
             return 0
 
-    def claim_many(self, limit: int) -> list[QueueItem]:
+    def claim_many(self, limit: int, *, scan: bool = True) -> list[QueueItem]:
         """Up to ``limit`` due reports, as :meth:`claim` (one thread hop for several)."""
         items: list[QueueItem] = []
         try:
-            while len(items) < limit and (item := self.claim()) is not None:
+            while len(items) < limit and (item := self.claim(scan=scan)) is not None:
                 items.append(item)
         except OSError:
             if not items:
@@ -523,7 +531,9 @@ class QueueStore:
             raise
         return items
 
-    def _pop_due_locked(self) -> str | None:
+    def _pop_due_locked(self, scan: bool = True) -> str | None:
+        if not self._scanned and not scan:
+            return None
         self._ensure_scanned_locked()
         if self._unreadable:
             self._release_unreadable_locked()
@@ -535,9 +545,13 @@ class QueueStore:
             stale = True
         if head is None:
             if window.bound is not None or self._pending > self._out_of_window() or stale:
+                if not scan:
+                    return None
                 self._scan_locked()
                 head = window.peek()
         elif stale and not self._is_due(head, now_ns):
+            if not scan:
+                return None
             self._scan_locked()
             head = window.peek()
         if head is None or not self._is_due(head, now_ns):
