@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -195,9 +195,9 @@ class ThreadNotingStore(QueueStore):
         self._note("claim" if scan else "claim without scan")
         return super().claim_many(limit, scan=scan)
 
-    def complete_many(self, items: Iterable[QueueItem]) -> None:
-        self._note("complete")
-        super().complete_many(items)
+    def complete(self, item: QueueItem, *, flush_when_full: bool = True) -> None:
+        self._note("complete" if not flush_when_full else "complete, flushing when full")
+        super().complete(item, flush_when_full=flush_when_full)
 
 
 def test_claims_and_completes_stay_on_the_loop_listings_go_to_a_thread(tmp_path: Path) -> None:
@@ -224,7 +224,52 @@ def test_claims_and_completes_stay_on_the_loop_listings_go_to_a_thread(tmp_path:
     assert set(elsewhere) <= {"claim"}, elsewhere  # only listings leave the loop
     assert "claim" not in on_loop
     assert on_loop["claim without scan"] >= 10  # 40 reports, at most 4 per claim
-    assert on_loop["complete"] >= 1
+    assert on_loop["complete"] == 40
+
+
+class FailingCompleteStore(QueueStore):
+    """A real store whose complete fails (an I/O error) once, for one report."""
+
+    def __init__(self, path: Path, fail_id: str) -> None:
+        super().__init__(path)
+        self.fail_id: str | None = fail_id
+
+    def complete(self, item: QueueItem, *, flush_when_full: bool = True) -> None:
+        if item.id == self.fail_id:
+            self.fail_id = None
+            raise OSError(errno.EIO, "Input/output error", str(self.pending_dir / item.name))
+        super().complete(item, flush_when_full=flush_when_full)
+
+
+def test_a_failed_complete_keeps_the_rest_of_its_batch_exact(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reports completed before the failure are counted and logged once; the failed
+    one and those after it stay pending and go again (same id), never counted twice."""
+    monkeypatch.setattr(queue_service_module, "STORAGE_HOLD", 0.05)
+    caplog.set_level(logging.INFO, logger="pywats_client.upload")
+    server = FakeWats()
+    config = config_for(tmp_path, max_concurrent_uploads=5)
+    items = reports(30)
+    store = FailingCompleteStore(config.queue_dir, fail_id=items[3].id)
+
+    async def main() -> None:
+        store.enqueue(items)
+        queue = QueueService(config, api_for(config, server), store=store)
+        await queue.start()
+        await async_wait_until(lambda: queue.uploaded == 30, 20, message="30 reports settled")
+        await queue.stop()
+        assert queue.uploaded == 30
+
+    run(main())
+    accepted_lines = [
+        r.getMessage() for r in caplog.records if r.getMessage().startswith("accepted by")
+    ]
+    logged = Counter(i for i in ids(items) for line in accepted_lines if i in line)
+    assert logged == Counter(ids(items))  # each accepted report logged exactly once
+    assert set(server.counts()) == set(ids(items))
+    assert store.counts().pending == 0
+    assert list(store.pending_dir.iterdir()) == []
 
 
 def test_rejected_report_goes_to_failed_with_the_servers_reason(tmp_path: Path) -> None:

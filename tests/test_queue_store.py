@@ -137,6 +137,60 @@ def test_a_claim_without_scan_never_lists_the_folder(
     assert [i.report["sn"] if i else None for i in got] == [f"SN{n:06d}" for n in range(10)]
 
 
+def test_a_claim_without_scan_leaves_a_requeue_by_another_process_to_the_scanning_claim(
+    tmp_path: Path,
+) -> None:
+    """The CLI's requeue marker must still make the next scanning claim look."""
+    store = QueueStore(tmp_path / "q")
+    store.enqueue([new_report(1)])
+    item = store.claim()
+    assert item is not None
+    store.dead_letter(item, reason="rejected", status=400)
+    assert store.claim_many(5, scan=False) == []
+    QueueStore(tmp_path / "q", maintenance=False).requeue([item.id])  # the CLI
+    assert store.claim_many(5, scan=False) == []  # a listing is needed: not here
+    assert [i.id for i in store.claim_many(5)] == [item.id]
+
+
+@pytest.mark.parametrize("trouble", ["unreadable", "corrupt"])
+def test_a_claim_without_scan_leaves_a_bad_file_to_the_claim_in_a_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trouble: str
+) -> None:
+    """A failing disk may block a read for seconds and a quarantine fsyncs: neither on a loop."""
+    store = QueueStore(tmp_path / "q")
+    store.enqueue([new_report(n) for n in range(3)])
+    names = files_in(store.pending_dir)
+    bad = store.pending_dir / names[1]
+    if trouble == "unreadable":
+        _unreadable(monkeypatch, {bad})
+    else:
+        bad.write_bytes(b"{not json")
+    first = store.claim()  # scans: the window is known
+    assert first is not None and first.name == names[0]
+    assert store.claim_many(5, scan=False) == []  # names[1] is next and bad: handed back
+    assert bad.exists() and store.read_problem() is None
+    assert files_in(store.quarantine_dir) == []
+    rest = store.claim_many(5)  # the claim in a thread holds or quarantines it
+    assert [i.name for i in rest] == names[2:]
+    if trouble == "unreadable":
+        assert store.read_problem() is not None
+    else:
+        assert not bad.exists() and files_in(store.quarantine_dir)
+
+
+def test_complete_can_leave_the_overflow_flush_to_a_flusher(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "_MAX_TRASH", 2)
+    store = QueueStore(tmp_path / "q")
+    store.enqueue([new_report(n) for n in range(3)])
+    for item in store.claim_many(3):
+        store.complete(item, flush_when_full=False)
+    assert len(files_in(store.tmp_dir)) == 3  # removed from pending/, not yet deleted
+    store.flush()
+    assert files_in(store.tmp_dir) == []
+
+
 def test_complete_deletes_or_archives(tmp_path: Path) -> None:
     store = QueueStore(tmp_path / "q")
     store.enqueue([new_report(1)])

@@ -418,9 +418,11 @@ class QueueStore:
 
         With ``scan=False`` it also returns ``None`` where finding the next report
         would mean listing ``pending/`` (the first claim, a used-up window of
-        names, a stale one): a claim that reads only a small file is quick
-        enough for an event loop, a listing of 100,000 names (about 0.15 s) is
-        not. The caller then claims again with ``scan=True`` in a thread.
+        names, a stale one, reports requeued by another process), and leaves a
+        file it cannot read or decode where it is: a claim that reads only a
+        small file is quick enough for an event loop, a listing of 100,000
+        names (about 0.15 s), a failing disk or a quarantine (fsyncs) is not.
+        The caller then claims again with ``scan=True`` in a thread.
         """
         unreadable_here = 0
         while True:
@@ -438,6 +440,9 @@ class QueueStore:
                     self._pending = max(0, self._pending - 1)
                 continue
             except OSError as exc:
+                if not scan:
+                    self._hand_back(name)
+                    return None
                 with self._lock:
                     self._claimed.pop(name, None)
                     self._hold_unreadable_locked(name, exc)
@@ -446,13 +451,14 @@ class QueueStore:
                     raise  # not one bad file: the folder or disk is failing
                 continue
             except BaseException:
-                with self._lock:
-                    self._claimed.pop(name, None)
-                    self._window.offer(name)
+                self._hand_back(name)
                 raise
             try:
                 envelope, report = decode_item(raw)
             except CorruptQueueFile as exc:
+                if not scan:
+                    self._hand_back(name)
+                    return None
                 with self._lock:
                     self._claimed.pop(name, None)
                     self._read_failures.pop(name, None)
@@ -463,6 +469,12 @@ class QueueStore:
                 self._claimed[name] = item
                 self._read_failures.pop(name, None)
             return item
+
+    def _hand_back(self, name: str) -> None:
+        """Un-claim ``name`` before it was read: it stays next in line."""
+        with self._lock:
+            self._claimed.pop(name, None)
+            self._window.offer(name)
 
     def _hold_unreadable_locked(self, name: str, exc: OSError) -> None:
         self._read_failures[name] += 1
@@ -502,12 +514,17 @@ class QueueStore:
                 "virus scanner holding it, or the disk"
             )
 
-    def _requeued_elsewhere(self) -> bool:
-        """Whether another process requeued reports since we last looked (one stat)."""
+    def _requeued_elsewhere(self, *, note: bool = True) -> bool:
+        """Whether another process requeued reports since we last looked (one stat).
+
+        ``note=False`` leaves the change to be seen again, by the claim that
+        will scan for it.
+        """
         marker = self._marker_mtime()
         if marker == self._marker_seen:
             return False
-        self._marker_seen = marker
+        if note:
+            self._marker_seen = marker
         return True
 
     def _marker_mtime(self) -> int:
@@ -517,7 +534,7 @@ class QueueStore:
             return 0
 
     def claim_many(self, limit: int, *, scan: bool = True) -> list[QueueItem]:
-        """Up to ``limit`` due reports, as :meth:`claim` (one thread hop for several)."""
+        """Up to ``limit`` due reports, as :meth:`claim` (one call for several)."""
         items: list[QueueItem] = []
         try:
             while len(items) < limit and (item := self.claim(scan=scan)) is not None:
@@ -541,7 +558,7 @@ class QueueStore:
         window = self._window
         head = window.peek()
         stale = time.monotonic() - self._last_scan >= self._rescan_interval
-        if (head is None or not self._is_due(head, now_ns)) and self._requeued_elsewhere():
+        if (head is None or not self._is_due(head, now_ns)) and self._requeued_elsewhere(note=scan):
             stale = True
         if head is None:
             if window.bound is not None or self._pending > self._out_of_window() or stale:
@@ -591,14 +608,16 @@ class QueueStore:
 
     # --- finishing a claim ---------------------------------------------------------------
 
-    def complete(self, item: QueueItem) -> None:
+    def complete(self, item: QueueItem, *, flush_when_full: bool = True) -> None:
         """The server accepted ``item``: delete it (or archive it in ``sent/``).
 
         The file is renamed out of ``pending/`` at once (a cheap step, so the
         queue's lock is held briefly) and deleted by the next :meth:`flush`,
         which also makes the removal durable (the uploader flushes twice a
         second). A power cut before that only means the report is sent again,
-        under the same id, which the server replaces.
+        under the same id, which the server replaces. After 1,000 removals
+        without a flush it flushes itself, unless ``flush_when_full`` is False
+        (an event loop: that fsync is its flusher's job).
         """
         source = self.pending_dir / item.name
         if self.archive_sent:
@@ -616,13 +635,8 @@ class QueueStore:
             self._pending = max(0, self._pending - 1)
             self._changes += 1
             overflowing = len(self._trash) >= _MAX_TRASH
-        if overflowing:
+        if overflowing and flush_when_full:
             self.flush()
-
-    def complete_many(self, items: Iterable[QueueItem]) -> None:
-        """:meth:`complete` for several accepted reports (one thread hop for all)."""
-        for item in items:
-            self.complete(item)
 
     def flush(self) -> None:
         """Make removals by :meth:`complete` durable (one folder fsync) and delete the files."""
