@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import logging
+import ntpath
 import os
 import sys
 import threading
@@ -13,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
@@ -278,6 +282,29 @@ def test_a_marker_names_its_result_file_and_is_never_one(
     # Windows file names ignore case, so does the marker there
     assert rules.marked_name("R1.CSV.DONE") == ("R1.CSV" if windows else None)
     assert rules.accepts("R1.CSV.DONE") is not windows
+
+
+_GLOB_TEXT = st.text(alphabet="aAbB.-_~$*?[]!/", max_size=8)
+
+
+@given(
+    patterns=st.lists(_GLOB_TEXT, max_size=3),
+    ignore=st.lists(_GLOB_TEXT, max_size=3),
+    name=_GLOB_TEXT,
+    windows=st.booleans(),
+)
+def test_rules_match_names_as_fnmatch_does(
+    patterns: list[str], ignore: list[str], name: str, windows: bool
+) -> None:
+    """The compiled patterns decide every name as one ``fnmatch`` per pattern would."""
+    with pytest.MonkeyPatch.context() as mp:
+        if windows:  # fnmatch folds case and slashes through os.path.normcase there
+            mp.setattr(os.path, "normcase", ntpath.normcase)
+        rules = FilterRules(patterns=tuple(patterns), ignore=tuple(ignore))
+        expected = not any(fnmatch.fnmatch(name, p) for p in ignore) and any(
+            fnmatch.fnmatch(name, p) for p in patterns
+        )
+        assert rules.accepts(name) is expected
 
 
 def test_nested_watch_folder_belongs_to_itself(tmp_path: Path) -> None:

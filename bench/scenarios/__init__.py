@@ -22,6 +22,7 @@ SCENARIOS: dict[str, str] = {
     "restart": "bench.scenarios.restart",
     "footprint": "bench.scenarios.footprint",
     "bigfile": "bench.scenarios.bigfile",
+    "scan": "bench.scenarios.scan",
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import itertools
 import os
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -33,13 +34,35 @@ def _key(path: Path) -> str:
     return _fold(os.path.normpath(str(path)))
 
 
+def _glob_matcher(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
+    """One regex for "any of ``patterns``", as ``fnmatch.fnmatch`` reads each of them.
+
+    A rescan asks about every name in the watch folders and the event loop about
+    every file event; a pattern at a time (eight with the default
+    ``ignore_patterns``) cost about 4.5 us a name, this about 0.5 us.
+    """
+    if not patterns:
+        return None
+    return re.compile("|".join(fnmatch.translate(os.path.normcase(p)) for p in patterns))
+
+
 @dataclass(frozen=True)
 class FilterRules:
-    """Name rules: what is a result file and what is never one."""
+    """Name rules: what is a result file and what is never one.
+
+    Patterns match as ``fnmatch.fnmatch`` does: case-insensitive on Windows
+    (``os.path.normcase``), case-sensitive elsewhere.
+    """
 
     patterns: tuple[str, ...] = ("*",)
     ignore: tuple[str, ...] = ()
     marker: str | None = None
+    _taken: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
+    _ignored: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_taken", _glob_matcher(self.patterns))
+        object.__setattr__(self, "_ignored", _glob_matcher(self.ignore))
 
     def marked_name(self, name: str) -> str | None:
         """The result file a marker named ``name`` stands for; ``None`` if not a marker.
@@ -56,9 +79,10 @@ class FilterRules:
             self.marked_name(name) is not None or _fold(name) == _fold(self.marker)
         ):
             return False
-        if any(fnmatch.fnmatch(name, p) for p in self.ignore):
+        folded = os.path.normcase(name)
+        if self._ignored is not None and self._ignored.match(folded):
             return False
-        return any(fnmatch.fnmatch(name, p) for p in self.patterns)
+        return self._taken is not None and self._taken.match(folded) is not None
 
 
 @dataclass(frozen=True)

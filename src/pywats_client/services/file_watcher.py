@@ -373,7 +373,7 @@ class FileWatcher:
             marked = self.rules.marked_name(path.name)
             if marked is not None:
                 path = path.with_name(marked)
-            elif not self.rules.accepts(path.name):
+            if not self.rules.accepts(path.name):
                 continue
             if path in self._claimed:
                 self._stirred.add(path)
@@ -382,9 +382,8 @@ class FileWatcher:
                 self._tracker.touch(path)
                 continue
             root = root_for(self.roots, path)
-            if root is None or not self.rules.accepts(path.name):
-                continue
-            self._track(path, root, now)
+            if root is not None:
+                self._track(path, root, now)
 
     def _track(
         self, path: Path, root: WatchRoot, now: float, st: os.stat_result | None = None
