@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
@@ -282,21 +282,52 @@ def test_a_marker_names_its_result_file_and_is_never_one(
     # Windows file names ignore case, so does the marker there
     assert rules.marked_name("R1.CSV.DONE") == ("R1.CSV" if windows else None)
     assert rules.accepts("R1.CSV.DONE") is not windows
+    # no file is named "." or "..": such a "marker" is an ordinary (hidden) name
+    assert rules.marked_name("..done") is None
+    assert rules.marked_name("...done") is None
 
 
-_GLOB_TEXT = st.text(alphabet="aAbB.-_~$*?[]!/", max_size=8)
+def test_an_event_for_a_marker_of_no_file_does_not_stop_the_watcher(tmp_path: Path) -> None:
+    config = make_config(tmp_path, ready_marker=".done", ignore_patterns=[])
+    watcher = FileWatcher(config)
+    watch = config.watch_dirs[0]
+    watcher._absorb_hints({str(watch / "..done"), str(watch / "R1.csv.done")}, 0.0)
+    assert sorted(p.name for p in watcher._tracker._items) == ["..done", "R1.csv"]
 
 
-@given(
-    patterns=st.lists(_GLOB_TEXT, max_size=3),
-    ignore=st.lists(_GLOB_TEXT, max_size=3),
-    name=_GLOB_TEXT,
-    windows=st.booleans(),
-)
+_GLOB_TEXT = st.text(alphabet="aAbB.-_~$*?[]!^/\\|(\n", max_size=8)
+
+
+def _name_near(pattern: str) -> st.SearchStrategy[str]:
+    """A name made from ``pattern``: its wildcards filled in, its case flipped or not.
+
+    Random names almost never match random patterns; these often do, or
+    nearly, which is where a wrong matcher shows.
+    """
+    filled = st.text(alphabet="aAbB.\n", max_size=3).map(
+        lambda fill: pattern.replace("*", fill).replace("?", "a")
+    )
+    return st.tuples(filled, st.booleans()).map(lambda t: t[0].swapcase() if t[1] else t[0])
+
+
+@st.composite
+def _rules_and_name(draw: st.DrawFn) -> tuple[list[str], list[str], str]:
+    patterns = draw(st.lists(_GLOB_TEXT, max_size=3))
+    ignore = draw(st.lists(_GLOB_TEXT, max_size=3))
+    either = patterns + ignore
+    near = st.sampled_from(either).flatmap(_name_near) if either else _GLOB_TEXT
+    return patterns, ignore, draw(_GLOB_TEXT | near)
+
+
+@given(case=_rules_and_name(), windows=st.booleans())
+@example(case=(["a"], [], "A"), windows=False)  # case counts outside Windows
+@example(case=(["A*"], [], "ab"), windows=True)  # and not on Windows, patterns included
+@example(case=(["*"], [], "a\nb"), windows=False)  # a wildcard spans any character
 def test_rules_match_names_as_fnmatch_does(
-    patterns: list[str], ignore: list[str], name: str, windows: bool
+    case: tuple[list[str], list[str], str], windows: bool
 ) -> None:
     """The compiled patterns decide every name as one ``fnmatch`` per pattern would."""
+    patterns, ignore, name = case
     with pytest.MonkeyPatch.context() as mp:
         if windows:  # fnmatch folds case and slashes through os.path.normcase there
             mp.setattr(os.path, "normcase", ntpath.normcase)

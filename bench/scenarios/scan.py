@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from bench._context import Context
+from bench._procs import BenchError
 from bench._stats import Figure
 from pywats_client.core import ClientConfig
 from pywats_client.services._scan import FilterRules, build_roots, scan_root
@@ -39,12 +40,14 @@ def _listing_ms(folder: Path) -> float:
     return (time.perf_counter() - began) * 1000
 
 
-def _rescan_ms(config: ClientConfig, rules: FilterRules) -> float:
+def _rescan_ms(config: ClientConfig, rules: FilterRules, count: int) -> float:
     [root] = build_roots(config)
     began = time.perf_counter()
-    for _ in scan_root(root, rules):
-        pass
-    return (time.perf_counter() - began) * 1000
+    found = sum(1 for _ in scan_root(root, rules))
+    spent = (time.perf_counter() - began) * 1000
+    if found != count:
+        raise BenchError(f"the rescan found {found} of {count} result files")
+    return spent
 
 
 def run(ctx: Context) -> list[Figure]:
@@ -62,12 +65,12 @@ def run(ctx: Context) -> list[Figure]:
     per_name: list[float] = []
     for r in range(ctx.repeats(5)):
         listing.append(_listing_ms(watch))
-        rescan.append(_rescan_ms(config, rules))
+        rescan.append(_rescan_ms(config, rules, count))
         began = time.perf_counter()
         taken = sum(1 for name in names if rules.accepts(name))
         per_name.append((time.perf_counter() - began) * 1e9 / len(names))
         if taken != count:
-            raise AssertionError(f"the default rules took {taken} of {count} result files")
+            raise BenchError(f"the default rules took {taken} of {count} result files")
         ctx.log(
             f"repeat {r + 1}: listing {listing[-1]:,.0f} ms, rescan {rescan[-1]:,.0f} ms, "
             f"rules {per_name[-1]:,.0f} us per 1,000 names"

@@ -68,11 +68,14 @@ class FilterRules:
         """The result file a marker named ``name`` stands for; ``None`` if not a marker.
 
         Case-insensitive on Windows: ``R1.CSV.DONE`` marks ``R1.CSV`` there.
+        ``..done`` marks nothing: no file can be named ``.``.
         """
         if not self.marker or len(name) <= len(self.marker):
             return None
         stem, suffix = name[: -len(self.marker)], name[-len(self.marker) :]
-        return stem if _fold(suffix) == _fold(self.marker) else None
+        if stem in (".", "..") or _fold(suffix) != _fold(self.marker):
+            return None
+        return stem
 
     def accepts(self, name: str) -> bool:
         if self.marker and (
