@@ -252,15 +252,7 @@ def test_scan_skips_done_error_queue_patterns_and_markers(tmp_path: Path) -> Non
         path.write_text("x")
     [root] = build_roots(config)
     found = sorted(
-        p.relative_to(watch).as_posix()
-        for p, _ in scan_root(
-            root,
-            FilterRules(
-                patterns=tuple(config.file_patterns),
-                ignore=tuple(config.ignore_patterns),
-                marker=config.ready_marker,
-            ),
-        )
+        p.relative_to(watch).as_posix() for p, _ in scan_root(root, FilterRules.for_config(config))
     )
     assert found == ["a.json", "sub/b.txt"]
 

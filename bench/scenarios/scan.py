@@ -58,7 +58,7 @@ def run(ctx: Context) -> list[Figure]:
     for n in range(count):
         (watch / f"UUT{n:07d}_20261127.json").write_bytes(b"{}")
     config = ClientConfig(watch_paths=[watch], queue_path=folder / "queue")
-    rules = FilterRules(tuple(config.file_patterns), tuple(config.ignore_patterns))
+    rules = FilterRules.for_config(config)
     names = [path.name for path in watch.iterdir()]
     listing: list[float] = []
     rescan: list[float] = []

@@ -99,7 +99,7 @@ def _convert_in_time(
 def _not_taken_by_station(config: ClientConfig, name: str) -> str | None:
     """Why a station with ``config`` would leave a file of this name in its watch folder."""
     marker = config.ready_marker
-    rules = FilterRules(tuple(config.file_patterns), tuple(config.ignore_patterns), marker)
+    rules = FilterRules.for_config(config)
     if rules.accepts(name):
         return None
     if marker and (rules.marked_name(name) is not None or name.lower() == marker.lower()):

@@ -64,6 +64,11 @@ class FilterRules:
         object.__setattr__(self, "_taken", _glob_matcher(self.patterns))
         object.__setattr__(self, "_ignored", _glob_matcher(self.ignore))
 
+    @classmethod
+    def for_config(cls, config: ClientConfig) -> FilterRules:
+        """The rules a station with ``config`` applies."""
+        return cls(tuple(config.file_patterns), tuple(config.ignore_patterns), config.ready_marker)
+
     def marked_name(self, name: str) -> str | None:
         """The result file a marker named ``name`` stands for; ``None`` if not a marker.
 

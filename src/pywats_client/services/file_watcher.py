@@ -162,11 +162,7 @@ class FileWatcher:
     ) -> None:
         self.config = config
         self.roots: list[WatchRoot] = build_roots(config)
-        self.rules = FilterRules(
-            patterns=tuple(config.file_patterns),
-            ignore=tuple(config.ignore_patterns),
-            marker=config.ready_marker,
-        )
+        self.rules = FilterRules.for_config(config)
         self._skip = skip
         self._tracker = ReadinessTracker(
             ready_after=config.ready_after,
