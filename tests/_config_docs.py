@@ -74,7 +74,14 @@ CLIENT_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Converters", ("converters", "converter_timeout", "text_encoding")),
     (
         "Uploading",
-        ("max_concurrent_uploads", "retry", "request_timeout", "ping_interval", "archive_sent"),
+        (
+            "max_concurrent_uploads",
+            "retry",
+            "request_timeout",
+            "ping_interval",
+            "archive_sent",
+            "upload_helper",
+        ),
     ),
     ("Network", ("proxy", "ca_bundle", "verify_tls", "client_cert", "client_key")),
     ("Station identity on reports", ("station_name", "location", "purpose")),

@@ -81,7 +81,9 @@ async def running_uploader(
     """API client + connection monitor + uploader, wired as the worker wires them."""
     api = WATSApiClient(config)
     conn = ConnectionService(config, api, retry_min=0.1, retry_max=0.5)
-    queue = QueueService(config, api, connection=conn, unauthorized_retry=unauthorized_retry)
+    queue = QueueService(
+        config, api, connection=conn, unauthorized_retry=unauthorized_retry, helper_process=True
+    )
     await conn.start()
     await queue.start()
     try:

@@ -1,6 +1,7 @@
 """A small station for the SIGKILL test: queue source files durably and upload them.
 
-Run as ``python _queue_driver.py --config F --sources DIR --ready FILE``. It
+Run as ``python _queue_driver.py --config F --sources DIR --ready FILE``
+(``--helper``: uploads may use the upload helper process, as the config says). It
 touches ``FILE`` once the uploader runs, then moves the source files into the
 queue in small random batches (each source is deleted only after its report
 is durable), then waits until the queue is empty and exits 0. The test kills
@@ -23,11 +24,11 @@ from pywats_client.queue import NewReport
 from pywats_client.services import ConnectionService, QueueService, WATSApiClient
 
 
-async def main(config_path: Path, sources: Path, ready: Path, batch_max: int) -> int:
+async def main(config_path: Path, sources: Path, ready: Path, batch_max: int, helper: bool) -> int:
     config = ClientConfig.load(config_path)
     api = WATSApiClient(config)
     conn = ConnectionService(config, api, retry_min=0.1, retry_max=0.5)
-    queue = QueueService(config, api, connection=conn)
+    queue = QueueService(config, api, connection=conn, helper_process=helper)
     await conn.start()
     await queue.start()
     ready.touch()
@@ -62,5 +63,6 @@ if __name__ == "__main__":
     parser.add_argument("--sources", type=Path, required=True)
     parser.add_argument("--ready", type=Path, required=True)
     parser.add_argument("--batch-max", type=int, default=5)
+    parser.add_argument("--helper", action="store_true")
     args = parser.parse_args()
-    sys.exit(asyncio.run(main(args.config, args.sources, args.ready, args.batch_max)))
+    sys.exit(asyncio.run(main(args.config, args.sources, args.ready, args.batch_max, args.helper)))

@@ -78,7 +78,9 @@ class WATSClient:
         )
         self.api = WATSApiClient(config)
         self.connection = ConnectionService(config, self.api)
-        self.queue = QueueService(config, self.api, connection=self.connection, store=self.store)
+        self.queue = QueueService(
+            config, self.api, connection=self.connection, store=self.store, helper_process=True
+        )
         self.converters = ConverterManager(config)
         problems = await asyncio.to_thread(self.converters.load)
         self._load_warnings = [

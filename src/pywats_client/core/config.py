@@ -170,6 +170,15 @@ class ClientConfig(BaseModel):
     archive_sent: bool = Field(
         False, description="Keep a copy of each accepted report in <queue>/sent."
     )
+    upload_helper: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description=(
+            "Run the HTTP part of uploads in a child process of the worker, so a busy "
+            "station uploads faster: 'auto' starts it once 100 reports go out within 5 s "
+            "and stops it after 60 s without uploads; 'always'; 'never' keeps one process "
+            "per station."
+        ),
+    )
 
     # --- factory network ----------------------------------
     proxy: str | None = Field(

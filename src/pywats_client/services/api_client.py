@@ -109,15 +109,7 @@ class WATSApiClient:
 
     async def submit_report(self, report: Mapping[str, Any] | bytes) -> str | None:
         """Submit one WSJF report; returns the id the server stored it under, if it says."""
-        body = (
-            report
-            if isinstance(report, bytes)
-            # backslashreplace: a name that is not valid UTF-8, copied into the report by
-            # a converter, goes as a JSON \uXXXX escape instead of failing every attempt
-            else json.dumps(report, ensure_ascii=False, separators=(",", ":")).encode(
-                "utf-8", "backslashreplace"
-            )
-        )
+        body = report if isinstance(report, bytes) else report_body(report)
         response = await self._request("POST", SUBMIT_PATH, what="submit reports", content=body)
         return _stored_id(response)
 
@@ -125,6 +117,15 @@ class WATSApiClient:
         """The server's version string (``GET /api/App/Version``)."""
         response = await self._request("GET", VERSION_PATH, what="read the server version")
         return _version_text(response)
+
+
+def report_body(report: Mapping[str, Any]) -> bytes:
+    """A WSJF report as the bytes to POST."""
+    # backslashreplace: a name that is not valid UTF-8, copied into the report by
+    # a converter, goes as a JSON \uXXXX escape instead of failing every attempt
+    return json.dumps(report, ensure_ascii=False, separators=(",", ":")).encode(
+        "utf-8", "backslashreplace"
+    )
 
 
 def _json_or_none(response: httpx.Response) -> Any:

@@ -38,7 +38,8 @@ from pywats_client.errors import (
     UnauthorizedError,
 )
 from pywats_client.queue import QueueItem, QueueStore
-from pywats_client.services.api_client import WATSApiClient
+from pywats_client.services._upload_helper import HelperGone, UploadHelper
+from pywats_client.services.api_client import WATSApiClient, report_body
 from pywats_client.services.connection import ConnectionService
 
 __all__ = ["QueueService", "backoff_delay"]
@@ -77,6 +78,9 @@ class QueueService:
     ``api_client`` may be ``None`` (one is built from ``config`` and closed at
     stop); ``connection`` lets uploads wait for the server instead of burning
     attempts; ``store`` defaults to the queue in ``config.queue_path``.
+    ``helper_process`` lets the HTTP part of uploads run in a child process as
+    ``config.upload_helper`` says (the worker's own choice; off by default, as
+    a process cannot share an ``api_client`` built with a test transport).
     """
 
     def __init__(
@@ -88,6 +92,7 @@ class QueueService:
         store: QueueStore | None = None,
         unauthorized_retry: float = 60.0,
         rng: random.Random | None = None,
+        helper_process: bool = False,
     ) -> None:
         self.config = config
         self._api = api_client
@@ -96,6 +101,12 @@ class QueueService:
         self._store = store or QueueStore(config.queue_dir, archive_sent=config.archive_sent)
         self._store.max_delay = max(self._store.max_delay, config.retry.max_delay)
         self._unauthorized_retry = unauthorized_retry
+        self._helper = (
+            UploadHelper(config, config.upload_helper)
+            if helper_process and config.upload_helper != "never"
+            else None
+        )
+        self._idle_since: float | None = None
         self._rng = rng or random.Random()
         self._kick = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -142,6 +153,8 @@ class QueueService:
         if self._connection is not None:
             self._connection.add_listener(self._on_connection)
         self._runner = asyncio.create_task(self._run(), name="pywats-uploader")
+        if self._helper is not None and self.config.upload_helper == "always":
+            self._helper.start_soon()
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop taking reports; let in-flight uploads finish within ``timeout`` s."""
@@ -159,6 +172,8 @@ class QueueService:
             if late:
                 await asyncio.wait(late)
         await self._settle_accepted()  # whatever a cancelled settler left
+        if self._helper is not None:
+            await self._helper.close()
         with contextlib.suppress(OSError):
             await asyncio.to_thread(self._store.flush)
         self._store.remove_listener(self._kick_threadsafe)
@@ -261,7 +276,8 @@ class QueueService:
             if held is not None:
                 await self._release_ready()
                 self._state, wait = held
-                await self._wait(wait)
+                await self._note_idle()
+                await self._wait(min(wait, IDLE_RECHECK) if self._helper else wait)
                 continue
             concurrency = self.config.max_concurrent_uploads
             more_due = True
@@ -278,6 +294,7 @@ class QueueService:
                 due_in = self._store.seconds_until_due()
                 if not self._tasks:
                     self._state = "idle" if due_in is None else "backoff"
+                    await self._note_idle()
                 await self._wait(IDLE_RECHECK if due_in is None else min(due_in, IDLE_RECHECK))
                 continue
             self._state = "unauthorized" if self._unauthorized else "uploading"
@@ -311,6 +328,9 @@ class QueueService:
             return None
         item = self._ready.popleft()
         self._uploading += 1
+        self._idle_since = None
+        if self._helper is not None:
+            self._helper.note_upload()
         if len(self._ready) < self.config.max_concurrent_uploads:
             self._kick.set()  # the claimer tops the reports up
         return item
@@ -342,6 +362,14 @@ class QueueService:
             except OSError as exc:
                 log.warning("cannot sync the queue folder %s: %s", self._store.path, exc)
 
+    async def _note_idle(self) -> None:
+        """Nothing uploading: an "auto" upload helper stops once idle long enough."""
+        now = time.monotonic()
+        if self._idle_since is None:
+            self._idle_since = now
+        if self._helper is not None:
+            await self._helper.note_idle(now - self._idle_since)
+
     def _upload_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         self._kick.set()
@@ -359,6 +387,12 @@ class QueueService:
         """The HTTP part of an upload: the only part that holds an upload slot."""
         assert self._api is not None
         try:
+            helper = self._helper
+            if helper is not None and helper.usable:
+                # if it ends before answering, the report goes from here (same id: replaced)
+                with contextlib.suppress(HelperGone):
+                    await helper.submit(report_body(item.report))
+                    return
             await self._api.submit_report(item.report)
         finally:
             self._uploading -= 1

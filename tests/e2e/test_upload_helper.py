@@ -1,0 +1,84 @@
+"""Real supervisor, real worker, real upload helper: a kill -9 of either, mid-upload,
+loses and doubles nothing, and a helper never outlives its worker."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests._standin import StandinClient
+from tests.e2e._supervisor import SupervisorRun, alive, drop, registry, station, supervisor_runs
+from tests.helpers import wait_until
+
+pytestmark = pytest.mark.e2e
+
+FILES = 600
+
+
+@pytest.fixture
+def supervisor_factory() -> Iterator[Callable[..., SupervisorRun]]:
+    yield from supervisor_runs()
+
+
+def helper_of(worker_pid: int, log: Path) -> int | None:
+    """The pid of the worker's upload helper, once it runs (a spawned child that is not
+    a resource tracker, whose start the worker logged)."""
+    try:
+        children = psutil.Process(worker_pid).children()
+    except psutil.Error:
+        return None
+    for child in children:
+        try:
+            cmdline = " ".join(child.cmdline())
+        except psutil.Error:
+            continue
+        if "spawn_main" in cmdline and "resource_tracker" not in cmdline:
+            started = f"upload helper started (pid {child.pid})"
+            return child.pid if log.exists() and started in log.read_text() else None
+    return None
+
+
+def test_kill_of_the_worker_or_of_its_helper_mid_upload_loses_and_doubles_nothing(
+    tmp_path: Path, standin: StandinClient, supervisor_factory: Callable[..., SupervisorRun]
+) -> None:
+    standin.set_faults(latency_ms=20)  # uploads in flight when each kill lands
+    station(tmp_path, "st-1", standin, upload_helper="always", ready_after=0)
+    sup = supervisor_factory(registry(tmp_path, ["st-1"]))
+    log = tmp_path / "logs" / "st-1.log"
+    worker = sup.wait_running("st-1")["st-1"]["pid"]
+    helper = wait_until(lambda: helper_of(worker, log), 60, message="the upload helper running")
+    for n in range(FILES):
+        drop(tmp_path / "st-1" / "in", f"UH-{n:04d}")
+
+    # 1. the worker dies while its helper uploads: the helper dies with it at once
+    wait_until(lambda: len(standin.reports()) >= 100, 60, message="uploads under way")
+    os.kill(worker, signal.SIGKILL)
+    wait_until(lambda: not alive(helper), 10, message=f"helper {helper} ending with its worker")
+    worker = sup.wait(
+        lambda i: i["st-1"]["pid"] if i["st-1"].get("pid") not in (None, worker) else None,
+        60,
+        "a new worker",
+    )
+    helper = wait_until(lambda: helper_of(worker, log), 60, message="the new worker's helper")
+
+    # 2. the helper dies mid-upload: its worker sends the rest itself
+    at_kill = len(standin.reports())
+    wait_until(lambda: len(standin.reports()) >= at_kill + 50, 60, message="uploads resumed")
+    os.kill(helper, signal.SIGKILL)
+
+    stored = standin.wait_for_reports(FILES, timeout=120)
+    assert sorted(r["sn"] for r in stored) == [f"UH-{n:04d}" for n in range(FILES)]
+    assert sup.instance("st-1")["pid"] == worker  # the helper's death cost no restart
+    assert list((tmp_path / "st-1" / "in").glob("*.json")) == []
+    wait_until(
+        lambda: not any((tmp_path / "st-1" / "queue" / "pending").iterdir()),
+        30,
+        message="pending/ empty",
+    )
+    text = log.read_text()
+    assert "exit code -9" in text and "nothing is lost" in text
