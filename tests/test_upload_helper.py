@@ -10,6 +10,7 @@ import os
 import random
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +38,14 @@ class _Raising:
     def __init__(self, error: Exception | None) -> None:
         self.error = error
 
-    async def submit_report(self, body: bytes) -> None:
+    def submit(self, body: bytes) -> None:
         if self.error is not None:
             raise self.error
 
 
 def _across(error: Exception | None) -> PyWATSClientError | None:
     """What the worker raises for what the helper's client raised (through JSON)."""
-    answer = asyncio.run(_outcome_of(_Raising(error), b"{}"))
+    answer = _outcome_of(_Raising(error), b"{}")
     return _error_of(json.loads(json.dumps(answer)))
 
 
@@ -77,6 +78,9 @@ def test_an_accepted_upload_crosses_as_no_error_and_a_bug_as_a_retry() -> None:
 
 # --- a real helper process, a real queue, the stand-in server ----------------------------
 
+#: How the worker's warning names a helper killed by the test.
+KILLED = "exit code -9" if sys.platform != "win32" else "exit code"
+
 
 def _run(coro: Any) -> Any:
     return asyncio.run(asyncio.wait_for(coro, 120))
@@ -88,11 +92,22 @@ def _helper(queue: QueueService) -> UploadHelper:
     return helper
 
 
-def _gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
+def _reaped(pid: int) -> bool:
+    """Gone and joined: the test process is the helper's parent, so no zombie either."""
+    return not psutil.pid_exists(pid)
+
+
+def _helpers_alive() -> list[int]:
+    """This process's children that are upload helpers (spawned, not a resource tracker)."""
+    found = []
+    for child in psutil.Process().children():
+        try:
+            cmdline = " ".join(child.cmdline())
+        except psutil.Error:
+            continue
+        if "spawn_main" in cmdline and "resource_tracker" not in cmdline:
+            found.append(child.pid)
+    return found
 
 
 async def _queue_reports(queue: QueueService, numbers: range) -> None:
@@ -115,10 +130,18 @@ def _on_server_once_each(standin: StandinClient, numbers: range) -> list[dict[st
     return stored
 
 
+def _messages(caplog: Any, text: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records if text in r.getMessage()]
+
+
+def _config(tmp_path: Path, standin: StandinClient, **settings: Any) -> Any:
+    return load(write_config(tmp_path, standin.url, standin.token, **settings))
+
+
 def test_reports_go_through_the_helper_and_it_ends_with_the_uploader(
-    standin: StandinClient, tmp_path: Path
+    standin: StandinClient, tmp_path: Path, caplog: Any
 ) -> None:
-    config = load(write_config(tmp_path, standin.url, standin.token, upload_helper="always"))
+    config = _config(tmp_path, standin, upload_helper="always")
 
     async def scenario() -> int:
         async with running_uploader(config) as (queue, _):
@@ -129,11 +152,13 @@ def test_reports_go_through_the_helper_and_it_ends_with_the_uploader(
             await _queue_reports(queue, range(200))
             await _drained(queue)
             assert helper.answered == 200  # each upload went through the helper
+            assert queue.uploaded == 200
         assert helper.pid is None
         return pid
 
     pid = _run(scenario())
-    assert _gone(pid)
+    assert _reaped(pid)
+    assert not _messages(caplog, "killed")  # it ended by itself when its socket closed
     stored = _on_server_once_each(standin, range(200))
     assert all(r["times_received"] == 1 for r in stored)
 
@@ -141,7 +166,7 @@ def test_reports_go_through_the_helper_and_it_ends_with_the_uploader(
 def test_the_token_is_neither_on_the_helpers_command_line_nor_in_its_environment(
     standin: StandinClient, tmp_path: Path
 ) -> None:
-    config = load(write_config(tmp_path, standin.url, standin.token, upload_helper="always"))
+    config = _config(tmp_path, standin, upload_helper="always")
 
     async def scenario() -> None:
         async with running_uploader(config) as (queue, _):
@@ -162,7 +187,7 @@ def test_a_helper_killed_mid_upload_loses_and_doubles_nothing(
     monkeypatch.setattr(helper_module, "RESTART_HOLD", 0.2)
     caplog.set_level(logging.INFO, logger="pywats_client.upload")
     standin.set_faults(latency_ms=20)  # uploads in flight when the kill lands
-    config = load(write_config(tmp_path, standin.url, standin.token, upload_helper="always"))
+    config = _config(tmp_path, standin, upload_helper="always")
     rng = random.Random(20261127)
     count = 400
 
@@ -183,29 +208,51 @@ def test_a_helper_killed_mid_upload_loses_and_doubles_nothing(
                 )
                 assert helper.pid is not None
                 killed.append(helper.pid)
-                os.kill(helper.pid, signal.SIGKILL)
-            await _drained(queue)
+                psutil.Process(helper.pid).kill()
+            await _drained(queue, timeout=30)
+            # a report the dead helper owed went out from the worker, as the same upload
+            assert queue.uploaded == count and queue.retried == 0
         return killed
 
     killed = _run(scenario())
-    assert all(_gone(pid) for pid in killed)
+    assert all(_reaped(pid) for pid in killed)
     _on_server_once_each(standin, range(count))
-    warnings = [r.getMessage() for r in caplog.records if "upload helper of" in r.getMessage()]
+    warnings = _messages(caplog, "upload helper of")
     assert len(warnings) == 3
-    assert all("exit code -9" in w and "nothing is lost" in w for w in warnings)
+    assert all(KILLED in w and "nothing is lost" in w for w in warnings)
+    assert not _messages(caplog, "unexpected error")
+
+
+def test_after_a_helper_died_the_next_one_waits_out_the_hold(
+    standin: StandinClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    monkeypatch.setattr(helper_module, "RESTART_HOLD", 3600.0)
+    caplog.set_level(logging.INFO, logger="pywats_client.upload")
+    config = _config(tmp_path, standin, upload_helper="always")
+
+    async def scenario() -> None:
+        async with running_uploader(config) as (queue, _):
+            helper = _helper(queue)
+            await async_wait_until(lambda: helper.usable, 60, message="helper running")
+            assert helper.pid is not None
+            psutil.Process(helper.pid).kill()
+            await async_wait_until(lambda: not helper.usable, 30, message="the death seen")
+            await _queue_reports(queue, range(150))  # busy: would start one at once
+            await _drained(queue, timeout=30)
+            assert helper.pid is None and helper.answered == 0
+
+    _run(scenario())
+    _on_server_once_each(standin, range(150))
+    assert len(_messages(caplog, "upload helper started")) == 1
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGSTOP is POSIX")
 def test_a_hung_helper_is_killed_and_the_worker_sends_its_reports(
     standin: StandinClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: Any
 ) -> None:
-    monkeypatch.setattr(helper_module, "HUNG_MARGIN", 0.5)
+    monkeypatch.setattr(helper_module, "HUNG_AFTER", 2.0)
     monkeypatch.setattr(helper_module, "RESTART_HOLD", 3600.0)
-    config = load(
-        write_config(
-            tmp_path, standin.url, standin.token, upload_helper="always", request_timeout=1
-        )
-    )
+    config = _config(tmp_path, standin, upload_helper="always")
 
     async def scenario() -> int:
         async with running_uploader(config) as (queue, _):
@@ -215,34 +262,57 @@ def test_a_hung_helper_is_killed_and_the_worker_sends_its_reports(
             assert pid is not None
             os.kill(pid, signal.SIGSTOP)
             await _queue_reports(queue, range(30))
-            await _drained(queue)
-            assert not helper.usable
+            await _drained(queue, timeout=30)
+            assert not helper.usable and queue.retried == 0
             return pid
 
     pid = _run(scenario())
-    assert _gone(pid)
+    assert _reaped(pid)
     _on_server_once_each(standin, range(30))
-    assert any("killed" in r.getMessage() and "hung" in r.getMessage() for r in caplog.records)
+    assert _messages(caplog, "(hung)")
+
+
+def test_a_slow_server_is_not_taken_for_a_hung_helper(
+    standin: StandinClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    monkeypatch.setattr(helper_module, "HUNG_AFTER", 2.0)
+    standin.set_faults(latency_ms=4000)  # each answer takes twice HUNG_AFTER
+    config = _config(tmp_path, standin, upload_helper="always")
+
+    async def scenario() -> None:
+        async with running_uploader(config) as (queue, _):
+            helper = _helper(queue)
+            await async_wait_until(lambda: helper.usable, 60, message="helper running")
+            await _queue_reports(queue, range(5))
+            await _drained(queue, timeout=30)
+            assert helper.usable and helper.answered == 5
+
+    _run(scenario())
+    assert not _messages(caplog, "(hung)")
 
 
 def _crash_at_once(sock: Any, config: Any) -> None:
-    """A helper that dies before its hello (a broken install, a virus scanner)."""
+    """A helper that dies before it is ready (a broken install, a virus scanner)."""
     os._exit(3)
+
+
+def _deaf(sock: Any, config: Any) -> None:
+    """A helper that says it is ready, then never reads its socket again."""
+    sock.sendall(b"\0" * 8)  # one beat
+    time.sleep(3600)  # the hang under test; the worker kills it
 
 
 def test_a_helper_that_cannot_start_leaves_the_uploads_to_the_worker(
     standin: StandinClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: Any
 ) -> None:
     monkeypatch.setattr(helper_module, "helper_main", _crash_at_once)
-    config = load(write_config(tmp_path, standin.url, standin.token, upload_helper="always"))
+    config = _config(tmp_path, standin, upload_helper="always")
 
     async def scenario() -> None:
         async with running_uploader(config) as (queue, _):
             helper = _helper(queue)
             await async_wait_until(
-                lambda: any("did not start" in r.getMessage() for r in caplog.records),
-                60,
-                message="the failed start logged",
+                lambda: _messages(caplog, "did not start"), 60, message="the failed start logged"
             )
             await _queue_reports(queue, range(30))
             await _drained(queue)
@@ -250,6 +320,43 @@ def test_a_helper_that_cannot_start_leaves_the_uploads_to_the_worker(
 
     _run(scenario())
     _on_server_once_each(standin, range(30))
+    assert "exit code 3" in _messages(caplog, "did not start")[0]
+    assert not _helpers_alive()
+
+
+def test_a_helper_deaf_to_its_closed_socket_is_killed_at_stop(
+    standin: StandinClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    monkeypatch.setattr(helper_module, "helper_main", _deaf)
+    monkeypatch.setattr(helper_module, "EXIT_GRACE", 0.5)
+    config = _config(tmp_path, standin, upload_helper="always")
+
+    async def scenario() -> int:
+        async with running_uploader(config) as (queue, _):
+            helper = _helper(queue)
+            await async_wait_until(lambda: helper.usable, 60, message="helper running")
+            assert helper.pid is not None
+            return helper.pid
+
+    assert _reaped(_run(scenario()))
+    assert _messages(caplog, "did not end within 0.5 s")
+
+
+@pytest.mark.parametrize("after", [0.0, 0.01, 0.05, 0.2, 1.0])
+def test_a_stop_at_any_moment_of_the_start_leaves_no_process(
+    standin: StandinClient, tmp_path: Path, after: float
+) -> None:
+    config = _config(tmp_path, standin, upload_helper="always")
+
+    async def scenario() -> None:
+        helper = UploadHelper(config, "always")
+        helper.start_soon()
+        await asyncio.sleep(after)  # the moment of the stop, not a wait for a condition
+        await helper.close()
+        assert helper.pid is None and not helper.usable
+
+    _run(scenario())
+    assert not _helpers_alive()
 
 
 def test_auto_runs_the_helper_while_the_station_is_busy_and_stops_it_when_idle(
@@ -259,7 +366,7 @@ def test_auto_runs_the_helper_while_the_station_is_busy_and_stops_it_when_idle(
     monkeypatch.setattr(helper_module, "BUSY_WINDOW", 60.0)
     monkeypatch.setattr(helper_module, "IDLE_STOP", 0.5)
     monkeypatch.setattr(queue_service_module, "IDLE_RECHECK", 0.1)
-    config = load(write_config(tmp_path, standin.url, standin.token))
+    config = _config(tmp_path, standin)
     assert config.upload_helper == "auto"
 
     async def scenario() -> None:
@@ -273,7 +380,7 @@ def test_auto_runs_the_helper_while_the_station_is_busy_and_stops_it_when_idle(
             pid = helper.pid
             assert pid is not None
             await _drained(queue)
-            await async_wait_until(lambda: _gone(pid), 30, message="helper stopped")
+            await async_wait_until(lambda: _reaped(pid), 30, message="helper stopped")
             assert helper.pid is None
 
     _run(scenario())
@@ -281,7 +388,7 @@ def test_auto_runs_the_helper_while_the_station_is_busy_and_stops_it_when_idle(
 
 
 def test_never_keeps_uploads_in_the_worker(standin: StandinClient, tmp_path: Path) -> None:
-    config = load(write_config(tmp_path, standin.url, standin.token, upload_helper="never"))
+    config = _config(tmp_path, standin, upload_helper="never")
 
     async def scenario() -> None:
         async with running_uploader(config) as (queue, _):

@@ -197,6 +197,9 @@ class Torture:
             "retry": {"initial_delay": 0.2, "max_delay": 2.0},
             "ping_interval": 2.0,
             "converter_timeout": 30.0,
+            # the first station uploads through its helper process all the time, so
+            # every fault also lands on a helper (the others start one under load)
+            "upload_helper": "always" if name == self.names[0] else "auto",
         }
         layout.config.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(layout.config, json.dumps(config, indent=1))

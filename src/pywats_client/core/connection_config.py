@@ -29,6 +29,7 @@ from pywats_client.errors import ConfigError
 __all__ = [
     "CONNECT_TIMEOUT",
     "VERSION_PATH",
+    "build_blocking_http_client",
     "build_http_client",
     "build_tls_context",
     "network_warnings",
@@ -130,33 +131,44 @@ def build_http_client(
     Raises :class:`ConfigError` for unusable certificate settings.
     ``transport`` replaces the network (tests use ``httpx.MockTransport``).
     """
-    context = build_tls_context(config)
     if not config.verify_tls:
         log.warning("%s (instance %r)", TLS_OFF_WARNING, config.instance_name)
+    return httpx.AsyncClient(**_client_options(config), transport=transport)
+
+
+def build_blocking_http_client(config: ClientConfig) -> httpx.Client:
+    """A blocking twin of :func:`build_http_client`, for a thread of the upload helper.
+
+    Same headers, TLS, proxy, limits and timeouts; the warning about
+    ``verify_tls = false`` is the worker's to log.
+    """
+    return httpx.Client(**_client_options(config))
+
+
+def _client_options(config: ClientConfig) -> dict[str, Any]:
     headers = {"User-Agent": f"pywats-client/{__version__}", "Accept": "application/json"}
     token = config.effective_token().get_secret_value()
     if token:
         headers["Authorization"] = f"Basic {token}"
     connections = config.max_concurrent_uploads + 2  # uploads plus the connection check
-    return httpx.AsyncClient(
-        base_url=config.service_address or OFFLINE_BASE_URL,
-        headers=headers,
-        verify=context,
-        proxy=config.proxy,
-        trust_env=True,
-        http1=True,
-        http2=False,
-        follow_redirects=False,
-        limits=httpx.Limits(
+    return {
+        "base_url": config.service_address or OFFLINE_BASE_URL,
+        "headers": headers,
+        "verify": build_tls_context(config),
+        "proxy": config.proxy,
+        "trust_env": True,
+        "http1": True,
+        "http2": False,
+        "follow_redirects": False,
+        "limits": httpx.Limits(
             max_connections=connections,
             max_keepalive_connections=connections,
             keepalive_expiry=30.0,
         ),
-        timeout=httpx.Timeout(
+        "timeout": httpx.Timeout(
             config.request_timeout, connect=min(CONNECT_TIMEOUT, config.request_timeout)
         ),
-        transport=transport,
-    )
+    }
 
 
 def proxy_for(config: ClientConfig, url: str | None = None) -> str | None:

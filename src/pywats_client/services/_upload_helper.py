@@ -2,20 +2,25 @@
 
 Why a process: intake and uploads in one worker share one interpreter lock,
 and every system call of one hands it to the other; on a busy station the
-HTTP client (httpx, JSON answers) took about half of it (docs/benchmarks.md).
-In a helper process that work runs on the other core, and one station moves
-about half as many reports again per second.
+HTTP client took about half of it (docs/benchmarks.md). In a helper process
+that work runs on the other core.
 
 Nothing about the queue moves: the worker still claims each report, decides
 retries and parks, and removes accepted reports; the helper only POSTs the
 bytes it is sent and answers with the outcome, classified exactly as
-:class:`WATSApiClient` classifies it. So if the helper dies, the worker sends
-its unanswered reports itself (same id: the server replaces, never doubles),
-and if the worker dies, the helper sees its socket close and exits at once.
+:class:`WATSApiClient` classifies it. So if the helper dies or hangs, the
+worker sends its unanswered reports itself (same id: the server replaces,
+never doubles), and if the worker dies, the helper sees its socket close and
+exits at once.
 
 ``upload_helper = "auto"`` starts the helper only once the station is busy
 (:data:`BUSY_UPLOADS` uploads within :data:`BUSY_WINDOW` seconds) and stops
 it after :data:`IDLE_STOP` idle seconds, so a quiet station keeps one process.
+
+Frames both ways are ``[u32 number][u32 length][bytes]``: the worker sends a
+WSJF body, the helper answers with a JSON outcome under the same number.
+Number 0 from the helper is a beat: once when it is ready, then every
+:data:`BEAT_INTERVAL` seconds, so a hung helper is told apart from a slow server.
 """
 
 from __future__ import annotations
@@ -25,12 +30,17 @@ import contextlib
 import json
 import logging
 import multiprocessing
+import os
 import signal
 import socket
 import struct
+import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from pywats_client._logging import redact, register_secret
 from pywats_client.core.config import ClientConfig
 from pywats_client.errors import (
     PyWATSClientError,
@@ -38,6 +48,7 @@ from pywats_client.errors import (
     ServerUnavailableError,
     UnauthorizedError,
 )
+from pywats_client.services.api_client import BlockingSubmitter
 
 __all__ = ["HelperGone", "UploadHelper"]
 
@@ -52,11 +63,12 @@ IDLE_STOP = 60.0
 START_TIMEOUT = 60.0
 #: Seconds after a failed start or a death of the helper before another is started.
 RESTART_HOLD = 60.0
-#: Seconds beyond ``request_timeout`` that an unanswered upload may take before the
-#: helper is judged hung and killed.
-HUNG_MARGIN = 15.0
+#: Seconds between the helper's beats, and without one after which it is killed as hung.
+BEAT_INTERVAL = 1.0
+HUNG_AFTER = 15.0
+#: Seconds the helper has to exit after its socket closed before it is killed.
+EXIT_GRACE = 5.0
 
-#: Frame header: request number, body length. Request 0 from the helper is its hello.
 _HEADER = struct.Struct("!II")
 
 
@@ -69,44 +81,74 @@ class HelperGone(Exception):
 
 def helper_main(sock: socket.socket, config: ClientConfig) -> None:
     """Entry point of the helper process (spawned: importable at top level)."""
-    # Its life is its socket's: Ctrl+C in the supervisor's console stops the worker,
-    # whose stop (or death) closes the socket.
+    # Its life is its socket's: Ctrl+C (Ctrl+Break) reaches every process of the
+    # console; the supervisor decides, and the worker's stop closes the socket.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    asyncio.run(_serve(sock, config))
-
-
-async def _serve(sock: socket.socket, config: ClientConfig) -> None:
-    from pywats_client.services.api_client import WATSApiClient
-
-    reader, writer = await asyncio.open_connection(sock=sock)
-    api = WATSApiClient(config)
-    tasks: set[asyncio.Task[None]] = set()
-
-    async def upload(number: int, body: bytes) -> None:
-        answer = await _outcome_of(api, body)
-        _write_frame(writer, number, json.dumps(answer).encode())
-
-    _write_frame(writer, 0, b"{}")
+    if hasattr(signal, "SIGBREAK"):
+        signal.signal(signal.SIGBREAK, signal.SIG_IGN)
+    register_secret(config.effective_token().get_secret_value())
     try:
-        while True:
-            try:
-                number, body = await _read_frame(reader)
-            except (asyncio.IncompleteReadError, ConnectionError):
-                break  # the worker stopped or died: so does its helper, at once
-            task = asyncio.create_task(upload(number, body))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await api.aclose()
+        _serve(sock, config)
+    except BaseException as exc:  # noqa: BLE001 - said on stderr; the worker logs the exit
+        sys.stderr.write(
+            redact(f"upload helper of {config.instance_name!r}: {type(exc).__name__}: {exc}\n")
+        )
+        sys.stderr.flush()
+        os._exit(1)
+    # The worker stopped (it waited for its uploads first) or died (it sends whatever
+    # was in flight again when it restarts): no request here is worth waiting for.
+    os._exit(0)
 
 
-async def _outcome_of(api: Any, body: bytes) -> dict[str, Any]:
+def _serve(sock: socket.socket, config: ClientConfig) -> None:
+    """Threads with blocking HTTP clients, not an event loop: the helper only waits
+    for the server, and blocking httpx costs less CPU per request."""
+    sock.setblocking(True)
+    BlockingSubmitter(config).close()  # unusable TLS settings fail the start, not uploads
+    send_lock = threading.Lock()
+    local = threading.local()
+
+    def send(number: int, body: bytes) -> None:
+        with send_lock:
+            sock.sendall(_HEADER.pack(number, len(body)) + body)
+
+    def answer(number: int, body: bytes) -> None:
+        submitter = getattr(local, "submitter", None)
+        if submitter is None:
+            submitter = local.submitter = BlockingSubmitter(config)
+        send(number, json.dumps(_outcome_of(submitter, body)).encode())
+
+    def beat() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                send(0, b"")
+                time.sleep(BEAT_INTERVAL)
+
+    threading.Thread(target=beat, name="pywats-upload-beat", daemon=True).start()
+    pool = ThreadPoolExecutor(config.max_concurrent_uploads, thread_name_prefix="pywats-upload")
+    while True:
+        try:
+            number, size = _HEADER.unpack(_receive(sock, _HEADER.size))
+            body = _receive(sock, size)
+        except (EOFError, OSError):
+            return
+        pool.submit(answer, number, body)
+
+
+def _receive(sock: socket.socket, size: int) -> bytes:
+    data = bytearray()
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise EOFError("the worker closed the connection")
+        data += chunk
+    return bytes(data)
+
+
+def _outcome_of(submitter: Any, body: bytes) -> dict[str, Any]:
     """The answer to one upload: what the worker needs to raise what the client raised."""
     try:
-        await api.submit_report(body)
+        submitter.submit(body)
     except UnauthorizedError as exc:
         return {"outcome": "unauthorized", "message": str(exc)}
     except ServerUnavailableError as exc:
@@ -139,8 +181,13 @@ def _error_of(answer: dict[str, Any]) -> PyWATSClientError | None:
     return ServerUnavailableError(f"upload helper: unexpected {message}")
 
 
-def _write_frame(writer: asyncio.StreamWriter, number: int, body: bytes) -> None:
-    writer.write(_HEADER.pack(number, len(body)) + body)
+def _spawn(process: Any, theirs: socket.socket) -> None:
+    """Start the helper, then close the worker's copy of its socket (only then: spawn
+    hands the socket over during the start, even if the caller was cancelled)."""
+    try:
+        process.start()
+    finally:
+        theirs.close()
 
 
 async def _read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
@@ -155,24 +202,25 @@ class UploadHelper:
     """The worker's handle on its upload helper: starts, feeds, watches and stops it.
 
     ``mode`` is the config's ``upload_helper``: "always" starts it with the
-    uploader, "auto" when a backlog shows; either way, until it is running
-    (and whenever it is not), :meth:`usable` is false and the uploader sends
+    uploader, "auto" when the station is busy; until it is running (and
+    whenever it is not), :attr:`usable` is false and the uploader sends
     reports itself.
     """
 
     def __init__(self, config: ClientConfig, mode: str) -> None:
         self._config = config
         self._mode = mode
-        self._process: Any = None  # multiprocessing.Process of the running helper
+        self._process: Any = None  # multiprocessing.Process, from spawn until joined
         self._writer: asyncio.StreamWriter | None = None
         self._ready = False
         self._starting: asyncio.Task[None] | None = None
-        self._reader: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []  # answer reader, hang watch
         self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._last_number = 0
+        self._last_heard = 0.0
+        self._hold_until = 0.0
         self._window_start = 0.0
         self._window_uploads = 0
-        self._hold_until = 0.0
         self._closing = False
         #: Uploads the helper answered (any outcome), over every helper started.
         self.answered = 0
@@ -211,7 +259,7 @@ class UploadHelper:
     async def note_idle(self, idle_for: float) -> None:
         """The uploader has had nothing to send for ``idle_for`` s: an "auto" helper stops."""
         if self._mode == "auto" and self._ready and idle_for >= IDLE_STOP and not self._waiting:
-            log.info("upload helper (pid %s) stopped: no backlog", self.pid)
+            log.info("upload helper (pid %s) stopped: no uploads for %.0f s", self.pid, idle_for)
             await self.close()
 
     # --- uploads ---------------------------------------------------------------------
@@ -227,13 +275,9 @@ class UploadHelper:
         number = self._last_number
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[number] = future
-        hung_after = self._config.request_timeout + HUNG_MARGIN
         try:
-            _write_frame(self._writer, number, body)
-            answer = await asyncio.wait_for(future, hung_after)
-        except asyncio.TimeoutError:
-            self._kill(f"no answer to an upload within {hung_after:g} s (hung)")
-            raise HelperGone("the upload helper hung") from None
+            self._writer.write(_HEADER.pack(number, len(body)) + body)
+            answer = await future
         finally:
             self._waiting.pop(number, None)
         self.answered += 1
@@ -245,46 +289,53 @@ class UploadHelper:
 
     async def _start(self) -> None:
         ours, theirs = socket.socketpair()
-        self._process = multiprocessing.get_context("spawn").Process(
+        process = self._process = multiprocessing.get_context("spawn").Process(
             target=helper_main,
             args=(theirs, self._config),
             name=f"pywats-upload-{self._config.instance_name}",
             daemon=True,
         )
+        spawned = asyncio.ensure_future(asyncio.to_thread(_spawn, process, theirs))
         try:
-            try:
-                await asyncio.to_thread(self._process.start)
-            finally:
-                theirs.close()
+            await asyncio.shield(spawned)
             reader, self._writer = await asyncio.open_connection(sock=ours)
             number, _ = await asyncio.wait_for(_read_frame(reader), START_TIMEOUT)
             if number != 0:
-                raise ConnectionError(f"its first frame was {number}, not its hello")
+                raise ConnectionError(f"its first frame was {number}, not its beat")
         except BaseException as exc:
+            self._hold_until = time.monotonic() + RESTART_HOLD
             if self._writer is None:
                 ours.close()
+            if not spawned.done():  # cancelled while spawning: the join below needs its pid
+                await asyncio.wait([spawned])
             code = await self._end_process()
             if not isinstance(exc, Exception):
                 raise
-            why = (
-                "it ended before it was ready"
-                if isinstance(exc, asyncio.IncompleteReadError)
-                else f"{type(exc).__name__}: {exc}"
-            )
+            if isinstance(exc, asyncio.IncompleteReadError):
+                why = "it ended before it was ready"
+            elif isinstance(exc, asyncio.TimeoutError):
+                why = f"it was not ready within {START_TIMEOUT:g} s"
+            else:
+                why = f"{type(exc).__name__}: {exc}"
             self._gave_up(f"it did not start ({why}); exit code {code}")
             return
         self._ready = True
-        self._reader = asyncio.create_task(self._read_answers(reader), name="pywats-helper-answers")
+        self._last_heard = time.monotonic()
+        self._tasks = [
+            asyncio.create_task(self._read_answers(reader), name="pywats-helper-answers"),
+            asyncio.create_task(self._watch_beats(), name="pywats-helper-beats"),
+        ]
         log.info("upload helper started (pid %s): this station's HTTP work runs there", self.pid)
 
     async def _read_answers(self, reader: asyncio.StreamReader) -> None:
         try:
             while True:
                 number, body = await _read_frame(reader)
+                self._last_heard = time.monotonic()
                 waiting = self._waiting.get(number)
                 if waiting is not None and not waiting.done():
                     waiting.set_result(json.loads(body))
-        except (asyncio.IncompleteReadError, ConnectionError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - any end of the connection ends the helper
             reason = (
                 "it closed its connection"
                 if isinstance(exc, asyncio.IncompleteReadError)
@@ -292,6 +343,8 @@ class UploadHelper:
             )
         finally:
             self._ready = False
+            if not self._closing:
+                self._hold_until = time.monotonic() + RESTART_HOLD
             for future in self._waiting.values():
                 if not future.done():
                     future.set_exception(HelperGone("the upload helper ended"))
@@ -299,14 +352,19 @@ class UploadHelper:
             code = await self._end_process()
             self._gave_up(f"{reason}; exit code {code}")
 
-    def _kill(self, why: str) -> None:
-        """End a hung helper; its reader then sees the socket close and cleans up."""
-        if self._process is not None and self._process.exitcode is None:
-            log.warning("upload helper (pid %s) killed: %s", self.pid, why)
-            self._process.kill()
+    async def _watch_beats(self) -> None:
+        """Kill a helper that stopped beating (hung): its reader then cleans up."""
+        while self._ready:
+            await asyncio.sleep(BEAT_INTERVAL)
+            silent = time.monotonic() - self._last_heard
+            if self._ready and silent > HUNG_AFTER and self._process is not None:
+                log.warning(
+                    "upload helper (pid %s) killed: silent for %.0f s (hung)", self.pid, silent
+                )
+                self._process.kill()
+                return
 
     def _gave_up(self, why: str) -> None:
-        self._hold_until = time.monotonic() + RESTART_HOLD
         log.warning(
             "upload helper of %r: %s. The worker uploads itself meanwhile (nothing is lost; "
             "a report that was in flight is sent again under the same id) and tries the "
@@ -322,17 +380,24 @@ class UploadHelper:
         writer, self._writer = self._writer, None
         if writer is not None:
             writer.close()
-            with contextlib.suppress(OSError, ConnectionError):
+            with contextlib.suppress(Exception):
                 await writer.wait_closed()
+        # forgotten at once (a restart is held off meanwhile), so no one else joins it
         process, self._process = self._process, None
         if process is None or process.pid is None:  # never started
             return None
-        await asyncio.to_thread(process.join, 5.0)
+        await asyncio.to_thread(process.join, EXIT_GRACE)
         if process.exitcode is None:  # it did not see its socket close: hung
+            log.warning(
+                "upload helper (pid %s) did not end within %g s of its connection closing; killed",
+                process.pid,
+                EXIT_GRACE,
+            )
             process.kill()
-            await asyncio.to_thread(process.join, 5.0)
+            await asyncio.to_thread(process.join, EXIT_GRACE)
         code: int | None = process.exitcode
-        process.close()
+        with contextlib.suppress(ValueError):  # still running even after a kill: leave it
+            process.close()
         return code
 
     async def close(self) -> None:
@@ -345,9 +410,9 @@ class UploadHelper:
                 with contextlib.suppress(asyncio.CancelledError):
                     await starting
             await self._end_process()
-            reader, self._reader = self._reader, None
-            if reader is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await reader
+            tasks, self._tasks = self._tasks, []
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         finally:
             self._closing = False
