@@ -246,6 +246,7 @@ class WATSClient:
             snap.uploaded = self.queue.uploaded
             snap.rejected = self.queue.rejected
             snap.uploads = "paused" if self._uploads_paused else self.queue.state
+            snap.upload_helper_pid = self.queue.helper_pid
             errors["queue"] = self.queue.last_error
         if self.connection is not None:
             snap.connection = self.connection.state

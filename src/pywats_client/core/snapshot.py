@@ -49,6 +49,8 @@ class ClientSnapshot:
     intake_paused: bool = False
     backpressure: bool = False
     abandoned_conversions: int = 0
+    #: The upload helper process while one runs (a busy station's HTTP work).
+    upload_helper_pid: int | None = None
     last_error: str | None = None
     #: Wall-clock epoch seconds when ``last_error`` first showed: a bad file an
     #: hour ago is history, not what the station is doing now.

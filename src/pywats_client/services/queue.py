@@ -142,6 +142,11 @@ class QueueService:
     def state(self) -> UploadState:
         return self._state
 
+    @property
+    def helper_pid(self) -> int | None:
+        """The pid of the upload helper process while one runs (``upload_helper``)."""
+        return self._helper.pid if self._helper is not None else None
+
     async def start(self) -> None:
         if self._runner is not None:
             return

@@ -173,17 +173,37 @@ def _run(spec: WorkerSpec, commands: Connection, events_conn: Connection) -> int
 
 
 class _ResourceSampler:
-    """RSS and CPU% of this process for heartbeats (psutil, cheap per call)."""
+    """RSS and CPU% of this process and its upload helper for heartbeats (psutil, cheap)."""
 
     def __init__(self) -> None:
         self._proc = psutil.Process()
         self._proc.cpu_percent(None)
+        self._helper: psutil.Process | None = None
 
-    def sample(self) -> tuple[int, float]:
+    def sample(self, helper_pid: int | None = None) -> tuple[int, float]:
         try:
-            return int(self._proc.memory_info().rss), float(self._proc.cpu_percent(None))
+            rss, cpu = int(self._proc.memory_info().rss), float(self._proc.cpu_percent(None))
         except psutil.Error:  # e.g. AccessDenied on a locked-down host
             return 0, 0.0
+        helper = self._helper_process(helper_pid)
+        if helper is not None:
+            try:
+                rss += int(helper.memory_info().rss)
+                cpu += float(helper.cpu_percent(None))
+            except psutil.Error:  # it just ended
+                self._helper = None
+        return rss, cpu
+
+    def _helper_process(self, pid: int | None) -> psutil.Process | None:
+        if pid is None:
+            self._helper = None
+        elif self._helper is None or self._helper.pid != pid:
+            try:
+                self._helper = psutil.Process(pid)
+                self._helper.cpu_percent(None)  # its CPU counts from the next beat
+            except psutil.Error:
+                self._helper = None
+        return self._helper
 
 
 class _CommandReader(threading.Thread):
@@ -378,7 +398,7 @@ class _Worker:
                 self.restart_reason = _restart_required(client)
                 if self.restart_reason is not None:
                     self.inbox.put_nowait("restart-required")
-            rss, cpu = sampler.sample()
+            rss, cpu = sampler.sample(snapshot.get("upload_helper_pid"))
             if not self.events.send(msg.heartbeat(os.getpid(), time.time(), snapshot, rss, cpu)):
                 self.inbox.put_nowait("orphaned")
             next_at += interval
