@@ -39,6 +39,7 @@ __all__ = [
     "poll",
     "stage_burst",
     "stage_files",
+    "station_cpu_seconds",
     "supervise",
     "worker_run",
     "write_stations",
@@ -50,6 +51,23 @@ T = TypeVar("T")
 def cpu_seconds(*processes: psutil.Process) -> float:
     """User + system CPU these processes have used so far, in seconds."""
     return sum(sum(p.cpu_times()[:2]) for p in processes)
+
+
+def station_cpu_seconds(*workers: psutil.Process) -> float:
+    """:func:`cpu_seconds` of workers and of their children, running or ended.
+
+    A busy station's upload helper is a child of its worker: its CPU is the
+    station's. A helper that ended was joined by its worker, so its CPU is in
+    the worker's ``children_*`` times from then on.
+    """
+    total = 0.0
+    for worker in workers:
+        times = worker.cpu_times()
+        total += times.user + times.system + times.children_user + times.children_system
+        for child in worker.children(recursive=True):
+            with contextlib.suppress(psutil.Error):  # it ended meanwhile: in children_*
+                total += sum(child.cpu_times()[:2])
+    return total
 
 
 class BenchError(RuntimeError):

@@ -32,8 +32,8 @@ from bench._procs import (
     BenchError,
     Server,
     Station,
-    cpu_seconds,
     stage_burst,
+    station_cpu_seconds,
     supervise,
     write_stations,
 )
@@ -66,17 +66,17 @@ def _burst(
 ) -> tuple[float, float, float]:
     """Drop ``total`` files over ``stations``.
 
-    Returns files/s to the server, the raw limit/s just before, and the workers'
-    CPU (user+system, all of them) in ms per file.
+    Returns files/s to the server, the raw limit/s just before, and the stations'
+    CPU (user+system of all workers and their upload helpers) in ms per file.
     """
     folder, staged, raw = _staged(ctx, server, total, f"burst-{tag}")
     targets = [stations[i % len(stations)].watch / path.name for i, path in enumerate(staged)]
-    cpu = cpu_seconds(*workers)
+    cpu = station_cpu_seconds(*workers)
     dropped = time.time()
     for path, target in zip(staged, targets, strict=True):
         os.replace(path, target)
     server.wait_for(total, timeout=120 + total / 20, what=f"{total} dropped files at the server")
-    cpu = cpu_seconds(*workers) - cpu
+    cpu = station_cpu_seconds(*workers) - cpu
     last = max(server.accept_times().values())
     server.check_exactly_once(total)
     ctx.discard(folder)
@@ -155,7 +155,8 @@ def run(ctx: Context) -> list[Figure]:
                 Target(">=", 0.4) if one else None,
             )
         )
-        figures.append(Figure(NAME, f"{count} instance{plural}: workers' CPU per file", "ms", cpus))
+        label = f"{count} instance{plural}: stations' CPU per file (workers + helpers)"
+        figures.append(Figure(NAME, label, "ms", cpus))
         if lean:
             figures += _lean_figures(rates, lean)
     return figures

@@ -19,6 +19,9 @@ guess. Two identical stations, A and B, both with uploads held
    stand-in holds every report is the uploader's cost; the stand-in's own CPU
    per report is taken over the same window (it shares this machine's cores).
 
+CPU is a station's: its worker's and its upload helper's (a child process that
+"auto" starts once uploads run at 20/s or more), started and ended included.
+
 CPU ceiling = cores x 1000 / (intake + upload + stand-in ms per file), from
 steps 1 and 3: the rate at which every core would be busy at these costs per
 file, even with intake and upload in separate processes. The costs themselves
@@ -46,6 +49,7 @@ from bench._procs import (
     cpu_seconds,
     poll,
     stage_burst,
+    station_cpu_seconds,
     supervise,
     write_stations,
 )
@@ -145,15 +149,15 @@ def _repeat(
     standin = psutil.Process(server.pid)
 
     # 1. intake only, at A
-    cpu, began = cpu_seconds(worker_a), time.monotonic()
+    cpu, began = station_cpu_seconds(worker_a), time.monotonic()
     _drop(first, a)
     _wait_queued(a, total)
     intake_rate = total / (time.monotonic() - began)
-    intake_cpu = (cpu_seconds(worker_a) - cpu) * 1000 / total
+    intake_cpu = (station_cpu_seconds(worker_a) - cpu) * 1000 / total
 
     # 2. at once: A uploads what it queued while B takes the second burst
     raw = raw_rate(folder, RAW_SAMPLE)
-    cpu_a, cpu_b = cpu_seconds(worker_a), cpu_seconds(worker_b)
+    cpu_a, cpu_b = station_cpu_seconds(worker_a), station_cpu_seconds(worker_b)
     intake_began = time.time()
     _drop(second, b)
     with ThreadPoolExecutor(1) as pool:  # a resume returns once confirmed, uploads run before
@@ -165,23 +169,23 @@ def _repeat(
     server.wait_for(total, timeout=120 + total / 20, what=f"{a.name}'s {total} reports")
     at_once = _AtOnce(
         intake_rate=total / intake_seconds,
-        intake_cpu=(cpu_seconds(worker_b) - cpu_b) * 1000 / total,
+        intake_cpu=(station_cpu_seconds(worker_b) - cpu_b) * 1000 / total,
         upload_rate=total / (max(server.accept_times().values()) - upload_began),
-        upload_cpu=(cpu_seconds(worker_a) - cpu_a) * 1000 / total,
+        upload_cpu=(station_cpu_seconds(worker_a) - cpu_a) * 1000 / total,
         raw=raw,
     )
     server.check_exactly_once(total)
 
     # 3. upload only, at B
     server.reset()
-    cpu, server_cpu, began = cpu_seconds(worker_b), cpu_seconds(standin), time.time()
+    cpu, server_cpu, began = station_cpu_seconds(worker_b), cpu_seconds(standin), time.time()
     _release(control, b)
     server.wait_for(total, timeout=120 + total / 20, what=f"{b.name}'s {total} reports")
     halves = _Halves(
         intake_rate,
         intake_cpu,
         upload_rate=total / (max(server.accept_times().values()) - began),
-        upload_cpu=(cpu_seconds(worker_b) - cpu) * 1000 / total,
+        upload_cpu=(station_cpu_seconds(worker_b) - cpu) * 1000 / total,
         server_cpu=(cpu_seconds(standin) - server_cpu) * 1000 / total,
     )
     server.check_exactly_once(total)
@@ -221,9 +225,9 @@ def run(ctx: Context) -> list[Figure]:
             raise BenchError("a worker was restarted: its CPU is not one process's")
     rows: list[tuple[str, str, list[float]]] = [
         ("intake only (uploads paused): files -> queued", "/s", [h.intake_rate for h in repeats]),
-        ("intake only: worker CPU per file", "ms", [h.intake_cpu for h in repeats]),
+        ("intake only: station CPU per file", "ms", [h.intake_cpu for h in repeats]),
         ("upload only: queued -> accepted", "/s", [h.upload_rate for h in repeats]),
-        ("upload only: worker CPU per report", "ms", [h.upload_cpu for h in repeats]),
+        ("upload only: station CPU per report", "ms", [h.upload_cpu for h in repeats]),
         ("stand-in CPU per report (same cores)", "ms", [h.server_cpu for h in repeats]),
         (
             f"CPU ceiling on {cores} cores: {cores} x 1000 / (intake + upload + stand-in)",
