@@ -190,6 +190,11 @@ class Station:
         return self.folder / "config.json"
 
 
+#: Config keys set for every station of this run (``python -m bench --set KEY=VALUE``),
+#: over the scenario's own: one run measures one setting, side by side with another run.
+STATION_SETTINGS: dict[str, Any] = {}
+
+
 def write_stations(
     root: Path,
     count: int,
@@ -210,6 +215,7 @@ def write_stations(
             "watch_paths": ["in"],
             "queue_path": "queue",
             **(config or {}),
+            **STATION_SETTINGS,
         }
         if server is not None:
             document |= {"service_address": server.url, "api_token": server.token}

@@ -26,8 +26,10 @@ from typing import Any
 
 from bench._context import Context
 from bench._machine import ForeignCpu, describe, load_average, summary_line
+from bench._procs import STATION_SETTINGS
 from bench._stats import Figure, render_table
 from bench.scenarios import SCENARIOS, load
+from pywats_client.core import ClientConfig
 
 __all__ = ["main"]
 
@@ -48,6 +50,18 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
+
+
+def _setting(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or key not in ClientConfig.model_fields:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not KEY=VALUE with KEY a station config key (docs/configuration.md)"
+        )
+    try:
+        return key, json.loads(value)
+    except ValueError:
+        return key, value
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -71,6 +85,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--repeat", type=_positive, default=None, metavar="N", help="repeats of each figure"
     )
     parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write JSON")
+    parser.add_argument(
+        "--set",
+        type=_setting,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a station config key for every station of the run, e.g. upload_helper=never "
+        "(VALUE is JSON, else a string); repeatable",
+    )
     parser.add_argument(
         "--dir",
         type=Path,
@@ -116,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     machine = describe(root)
     print(f"{command.strip()}  ({started:%Y-%m-%d %H:%M} UTC)")
     print(summary_line(machine), flush=True)
+    STATION_SETTINGS.update(args.set)
     ctx = Context(root, quick=args.quick, repeat=args.repeat)
     figures: list[Figure] = []
     runs: dict[str, dict[str, Any]] = {}

@@ -70,3 +70,30 @@ def test_unknown_scenario_is_a_usage_error() -> None:
     )
     assert done.returncode == 2
     assert "nosuch" in done.stderr and "disk" in done.stderr
+
+
+def test_set_takes_station_config_keys_for_every_station(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bench import _procs
+    from bench.run import parse_args
+
+    args = parse_args(["--set", "upload_helper=never", "--set", "max_concurrent_uploads=8"])
+    assert args.set == [("upload_helper", "never"), ("max_concurrent_uploads", 8)]
+    monkeypatch.setattr(_procs, "STATION_SETTINGS", dict(args.set))
+    _, stations = _procs.write_stations(tmp_path, 2, None, config={"upload_helper": "auto"})
+    for station in stations:
+        written = json.loads(station.config.read_text())
+        assert written["upload_helper"] == "never" and written["max_concurrent_uploads"] == 8
+
+
+def test_set_of_an_unknown_key_is_a_usage_error() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--set", "upload_helpers=never"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "upload_helpers" in done.stderr and "station config key" in done.stderr
