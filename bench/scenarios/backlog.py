@@ -15,18 +15,23 @@ the stand-in. In the same worker process:
    again once its heartbeat counts them all;
 3. uploads resume: time until the server holds every report, the drain rate
    per window of the drain (does the cost per report grow with the backlog?),
-   and the worker's RSS every 0.2 s (psutil) until the queue is empty.
+   and the worker's RSS every 0.2 s (psutil) until the queue is empty; also
+   the RSS of its upload helper (the pid its status names) while one runs.
 
 RSS growth = the highest RSS seen with the backlog (paused or draining) - the
-median RSS at 0 pending. Every report must reach the server exactly once.
+median RSS at 0 pending, of the worker: the process that holds the queue's
+state. The helper holds no reports beyond those in flight; it is shown apart.
+Every report must reach the server exactly once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -47,10 +52,14 @@ MIB = 2**20
 
 
 class RssSampler:
-    """The RSS of one process every ``interval`` s, in a thread, while in the ``with``."""
+    """The RSS of one process every ``interval`` s, in a thread, while in the ``with``.
 
-    def __init__(self, pid: int, interval: float = 0.2) -> None:
-        self.process = psutil.Process(pid)
+    ``pid`` may be a function asked at each sample, for a process that comes
+    and goes (the upload helper): no sample while it gives ``None``.
+    """
+
+    def __init__(self, pid: int | Callable[[], int | None], interval: float = 0.2) -> None:
+        self._pid_of = pid if callable(pid) else (lambda: pid)
         self.interval = interval
         self.samples: list[float] = []
         self._stop = threading.Event()
@@ -58,7 +67,10 @@ class RssSampler:
 
     def _run(self) -> None:
         while True:
-            self.samples.append(self.process.memory_info().rss / MIB)
+            pid = self._pid_of()
+            if pid is not None:
+                with contextlib.suppress(psutil.NoSuchProcess):  # a helper that just ended
+                    self.samples.append(psutil.Process(pid).memory_info().rss / MIB)
             if self._stop.wait(self.interval):
                 return
 
@@ -102,6 +114,12 @@ def _pending(sup: Supervise, name: str) -> int | None:
     snapshot = sup.records().get(name, {}).get("snapshot") or {}
     pending = snapshot.get("pending")
     return None if pending is None else int(pending)
+
+
+def _helper_pid(sup: Supervise, name: str) -> int | None:
+    snapshot = sup.records().get(name, {}).get("snapshot") or {}
+    pid = snapshot.get("upload_helper_pid")
+    return None if pid is None else int(pid)
 
 
 def _window_rates(times: list[float], start: float, window: float) -> list[float]:
@@ -149,7 +167,10 @@ def run(ctx: Context) -> list[Figure]:
             time.sleep(ctx.size(3.0, quick=1.0))
 
         server.reset()
-        with RssSampler(pid) as draining:
+        with (
+            RssSampler(pid) as draining,
+            RssSampler(lambda: _helper_pid(sup, station.name)) as helper,
+        ):
             start = time.time()
             if not control.resume(station.name).ok:
                 raise BenchError("the supervisor did not resume the station's uploads")
@@ -170,12 +191,16 @@ def run(ctx: Context) -> list[Figure]:
         f"peak while draining"
     )
     label = f"{count:,}"
+    helper_figures = [
+        Figure(NAME, "upload helper RSS while draining", "MiB", helper.samples, note="samples")
+    ]
     return [
         Figure(NAME, f"drain {label} queued reports, time", "s", [drain]),
         Figure(NAME, "drain rate", "/s", rates, note=f"per {ctx.size(10, quick=1)} s window"),
         Figure(NAME, "worker RSS, 0 pending", "MiB", idle.samples, note="samples"),
         Figure(NAME, f"worker RSS, {label} pending (paused)", "MiB", full.samples, note="samples"),
         Figure(NAME, "worker RSS while draining", "MiB", draining.samples, note="samples"),
+        *(helper_figures if helper.samples else []),
         Figure(
             NAME,
             f"RSS growth, 0 -> {label} pending (peak - median at 0)",

@@ -124,7 +124,7 @@ def run(ctx: Context) -> list[Figure]:
                 cpus.append(cpu)
                 ctx.log(
                     f"{count} instance(s), repeat {r + 1}: {total} files at {rate:,.0f}/s "
-                    f"(raw limit just before: {raw:,.0f}/s); workers' CPU {cpu:.2f} ms/file"
+                    f"(raw limit just before: {raw:,.0f}/s); stations' CPU {cpu:.2f} ms/file"
                 )
                 if count == 1:
                     lean_rate, lean_raw, lean_cpu = _lean_burst(ctx, server, total, f"n1r{r}")
