@@ -311,7 +311,7 @@ def test_a_queue_folder_the_account_may_not_write_is_a_config_error_naming_it(
             path = str(config.queue_dir / "instance.lock")
             raise PermissionError(13, "Permission denied", path)
 
-    monkeypatch.setattr("pywats_client._pidlock._file_lock", lambda path: Refused())
+    monkeypatch.setattr("pywats_client._pidlock.exclusive_lock", lambda path: Refused())
     with pytest.raises(ConfigError) as caught:
         acquire_instance_lock(config)
     assert caught.value.key == "queue_path"
@@ -336,7 +336,7 @@ def test_a_full_disk_at_the_lock_is_retried_not_called_a_config_error(
         def acquire(self) -> None:
             raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("pywats_client._pidlock._file_lock", lambda path: Full())
+    monkeypatch.setattr("pywats_client._pidlock.exclusive_lock", lambda path: Full())
     with pytest.raises(OSError) as caught:
         acquire_instance_lock(config)
     assert not isinstance(caught.value, ConfigError)

@@ -17,6 +17,7 @@ from typing import Any
 import psutil
 import pytest
 
+from pywats_client._pidlock import exclusive_lock
 from pywats_client.errors import (
     PyWATSClientError,
     ReportRejectedError,
@@ -80,6 +81,14 @@ def test_an_accepted_upload_crosses_as_no_error_and_a_bug_as_a_retry() -> None:
 
 #: How the worker's warning names a helper killed by the test.
 KILLED = "exit code -9" if sys.platform != "win32" else "exit code"
+
+
+@pytest.fixture(autouse=True)
+def _own_slots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The "auto" helpers' slots of this test alone (not the PC's)."""
+    slots = tmp_path / "slots"
+    monkeypatch.setattr(helper_module, "SLOT_DIR", slots)
+    return slots
 
 
 def _run(coro: Any) -> Any:
@@ -385,6 +394,37 @@ def test_auto_runs_the_helper_while_the_station_is_busy_and_stops_it_when_idle(
 
     _run(scenario())
     _on_server_once_each(standin, range(300))
+
+
+def test_auto_runs_a_helper_only_in_a_free_slot_and_frees_it(
+    standin: StandinClient,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    _own_slots: Path,
+) -> None:
+    monkeypatch.setattr(helper_module, "BUSY_UPLOADS", 20)
+    monkeypatch.setattr(helper_module, "SLOT_RETRY", 0.2)
+    monkeypatch.setattr(helper_module, "helper_slots", lambda: 1)
+    config = _config(tmp_path, standin)
+    _own_slots.mkdir()
+    other_station = exclusive_lock(_own_slots / "slot-0.lock")
+    other_station.acquire()  # every spare core has a helper already
+
+    async def scenario() -> None:
+        async with running_uploader(config) as (queue, _):
+            helper = _helper(queue)
+            await _queue_reports(queue, range(200))
+            await _drained(queue)
+            assert helper.pid is None and helper.answered == 0  # uploaded from the worker
+            other_station.release()
+            await _queue_reports(queue, range(200, 400))
+            await async_wait_until(lambda: helper.usable, 60, message="helper in the free slot")
+            await _drained(queue)
+        # stopped with its uploader: the slot is free again
+        assert exclusive_lock(_own_slots / "slot-0.lock").acquire()
+
+    _run(scenario())
+    _on_server_once_each(standin, range(400))
 
 
 def test_never_keeps_uploads_in_the_worker(standin: StandinClient, tmp_path: Path) -> None:

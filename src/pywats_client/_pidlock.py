@@ -17,7 +17,7 @@ import filelock
 
 from pywats_client._fsutil import OWNER_ONLY_FILE, atomic_write_text
 
-__all__ = ["PidLock", "read_pid"]
+__all__ = ["PidLock", "exclusive_lock", "read_pid"]
 
 
 def read_pid(path: Path) -> int | None:
@@ -28,7 +28,8 @@ def read_pid(path: Path) -> int | None:
         return None
 
 
-def _file_lock(path: Path) -> filelock.FileLock:
+def exclusive_lock(path: Path) -> filelock.FileLock:
+    """An OS lock on ``path`` that ``acquire()`` takes without waiting (or raises Timeout)."""
     # owner-only, like every file of the queue and state folders
     kwargs: dict[str, Any] = {"timeout": 0, "thread_local": False, "mode": OWNER_ONLY_FILE}
     try:  # newer filelock can silently fall back to a soft lock: refuse that
@@ -51,7 +52,7 @@ class PidLock:
 
     def take(self, refused: Callable[[int | None], Exception]) -> None:
         """Take the lock, or raise ``refused(holder_pid)`` if another process has it."""
-        lock = _file_lock(self.lock_path)
+        lock = exclusive_lock(self.lock_path)
         try:
             lock.acquire()
         except filelock.Timeout:

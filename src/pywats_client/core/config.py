@@ -174,9 +174,10 @@ class ClientConfig(BaseModel):
         "auto",
         description=(
             "Run the HTTP part of uploads in a child process of the worker, so a busy "
-            "station uploads faster: 'auto' starts it once 100 reports go out within 5 s "
-            "and stops it after 60 s without uploads; 'always'; 'never' keeps one process "
-            "per station."
+            "station uploads faster: 'auto' starts it once 100 reports go out within 5 s, "
+            "if the PC has a core to spare (one helper per core but one, over all "
+            "stations), and stops it after 60 s without uploads; 'always'; 'never' keeps "
+            "one process per station."
         ),
     )
 

@@ -15,7 +15,11 @@ exits at once.
 
 ``upload_helper = "auto"`` starts the helper only once the station is busy
 (:data:`BUSY_UPLOADS` uploads within :data:`BUSY_WINDOW` seconds) and stops
-it after :data:`IDLE_STOP` idle seconds, so a quiet station keeps one process.
+it after :data:`IDLE_STOP` idle seconds, so a quiet station keeps one process;
+and only with a core to spare: "auto" helpers of all stations of the PC take
+one of :func:`helper_slots` slots (OS file locks in :data:`SLOT_DIR`). With
+every core busy, a helper only adds a process to share them (measured:
+several busy stations on 2 cores gained nothing, docs/benchmarks.md).
 
 Frames both ways are ``[u32 number][u32 length][bytes]``: the worker sends a
 WSJF body, the helper answers with a JSON outcome under the same number.
@@ -40,7 +44,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from pywats_client._logging import redact, register_secret
+import filelock
+from platformdirs import user_cache_path
+
+from pywats_client._fsutil import ensure_private_dir
+from pywats_client._logging import APP_NAME, redact, register_secret
+from pywats_client._pidlock import exclusive_lock
 from pywats_client.core.config import ClientConfig
 from pywats_client.errors import (
     PyWATSClientError,
@@ -68,6 +77,11 @@ BEAT_INTERVAL = 1.0
 HUNG_AFTER = 15.0
 #: Seconds the helper has to exit after its socket closed before it is killed.
 EXIT_GRACE = 5.0
+#: Where the slots of "auto" helpers are: the user's own cache folder, owner-only (in a
+#: shared temp folder another user could plant links where the locks are created).
+SLOT_DIR = user_cache_path(APP_NAME, appauthor=False) / "upload-helper-slots"
+#: Seconds before a busy station looks for a free slot again.
+SLOT_RETRY = 10.0
 
 _HEADER = struct.Struct("!II")
 
@@ -181,6 +195,27 @@ def _error_of(answer: dict[str, Any]) -> PyWATSClientError | None:
     return ServerUnavailableError(f"upload helper: unexpected {message}")
 
 
+def helper_slots() -> int:
+    """How many "auto" helpers may run on this PC at once: its cores but one."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+def _take_slot() -> filelock.FileLock | None:
+    """A free slot, held until released (the OS frees it if the worker dies)."""
+    try:
+        ensure_private_dir(SLOT_DIR)
+    except OSError:
+        return None
+    for number in range(helper_slots()):
+        lock = exclusive_lock(SLOT_DIR / f"slot-{number}.lock")
+        try:
+            lock.acquire()
+        except (filelock.Timeout, OSError):
+            continue
+        return lock
+    return None
+
+
 def _spawn(process: Any, theirs: socket.socket) -> None:
     """Start the helper, then close the worker's copy of its socket (only then: spawn
     hands the socket over during the start, even if the caller was cancelled)."""
@@ -211,6 +246,7 @@ class UploadHelper:
         self._config = config
         self._mode = mode
         self._process: Any = None  # multiprocessing.Process, from spawn until joined
+        self._slot: filelock.FileLock | None = None  # held from spawn until joined ("auto")
         self._writer: asyncio.StreamWriter | None = None
         self._ready = False
         self._starting: asyncio.Task[None] | None = None
@@ -288,6 +324,11 @@ class UploadHelper:
     # --- the process -----------------------------------------------------------------
 
     async def _start(self) -> None:
+        if self._mode == "auto":
+            self._slot = _take_slot()  # a lock of a local file: quick, so on the loop
+            if self._slot is None:  # every spare core has a helper: look again later
+                self._hold_until = time.monotonic() + SLOT_RETRY
+                return
         ours, theirs = socket.socketpair()
         process = self._process = multiprocessing.get_context("spawn").Process(
             target=helper_main,
@@ -384,6 +425,14 @@ class UploadHelper:
                 await writer.wait_closed()
         # forgotten at once (a restart is held off meanwhile), so no one else joins it
         process, self._process = self._process, None
+        try:
+            return await self._join(process)
+        finally:
+            slot, self._slot = self._slot, None
+            if slot is not None:
+                slot.release()
+
+    async def _join(self, process: Any) -> int | None:
         if process is None or process.pid is None:  # never started
             return None
         await asyncio.to_thread(process.join, EXIT_GRACE)
