@@ -7,6 +7,7 @@ import os
 import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -52,15 +53,17 @@ def test_kill_of_the_worker_or_of_its_helper_mid_upload_loses_and_doubles_nothin
     log = tmp_path / "logs" / "st-1.log"
     worker = sup.wait_running("st-1")["st-1"]["pid"]
     helper = wait_until(lambda: helper_of(worker, log), 60, message="the upload helper running")
-    # the status names the helper and counts its memory with the worker's
-    record = sup.wait(
-        lambda i: i["st-1"] if (i["st-1"].get("snapshot") or {}).get("upload_helper_pid") else None,
-        30,
-        "the helper in the status",
-    )
-    assert record["snapshot"]["upload_helper_pid"] == helper
-    both = psutil.Process(worker).memory_info().rss + psutil.Process(helper).memory_info().rss
-    assert record["rss"] > 0.8 * both
+
+    # the status names the helper and counts its memory with the worker's (a beat taken
+    # while the helper was still importing counted less of it: the next ones count all)
+    def counted(instances: dict[str, Any]) -> bool:
+        record = instances["st-1"]
+        if (record.get("snapshot") or {}).get("upload_helper_pid") != helper:
+            return False
+        both = psutil.Process(worker).memory_info().rss + psutil.Process(helper).memory_info().rss
+        return bool(record["rss"] > 0.8 * both)
+
+    sup.wait(counted, 30, "the helper in the status, its memory in the station's")
     for n in range(FILES):
         drop(tmp_path / "st-1" / "in", f"UH-{n:04d}")
 
