@@ -57,8 +57,10 @@ def station_cpu_seconds(*workers: psutil.Process) -> float:
     """:func:`cpu_seconds` of workers and of their children, running or ended.
 
     A busy station's upload helper is a child of its worker: its CPU is the
-    station's. A helper that ended was joined by its worker, so its CPU is in
-    the worker's ``children_*`` times from then on.
+    station's. A helper that ended was joined by its worker, so on Linux its CPU
+    is in the worker's ``children_*`` times from then on (psutil gives 0 for
+    those on Windows and macOS, where a helper ending inside a measured window
+    is missed).
     """
     total = 0.0
     for worker in workers:

@@ -52,12 +52,18 @@ def _positive(text: str) -> int:
     return value
 
 
+#: Keys the scenarios set themselves: where a station is, its server and token.
+_OWN_KEYS = {"instance_name", "watch_paths", "queue_path", "service_address", "api_token"}
+
+
 def _setting(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
     if not sep or key not in ClientConfig.model_fields:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not KEY=VALUE with KEY a station config key (docs/configuration.md)"
         )
+    if key in _OWN_KEYS:
+        raise argparse.ArgumentTypeError(f"{key} is the benchmark's to set, not --set's")
     try:
         return key, json.loads(value)
     except ValueError:

@@ -6,6 +6,7 @@ scenario ran against its real processes without failing and produced its rows.
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -97,3 +98,10 @@ def test_set_of_an_unknown_key_is_a_usage_error() -> None:
     )
     assert done.returncode == 2
     assert "upload_helpers" in done.stderr and "station config key" in done.stderr
+
+
+def test_set_refuses_the_keys_the_benchmark_sets_itself() -> None:
+    from bench.run import _setting
+
+    with pytest.raises(argparse.ArgumentTypeError, match="the benchmark's to set"):
+        _setting("service_address=http://elsewhere")

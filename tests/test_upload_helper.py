@@ -4,12 +4,13 @@ start loses and doubles nothing; "auto" runs it only while the station is busy."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import random
-import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -255,7 +256,6 @@ def test_after_a_helper_died_the_next_one_waits_out_the_hold(
     assert len(_messages(caplog, "upload helper started")) == 1
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="SIGSTOP is POSIX")
 def test_a_hung_helper_is_killed_and_the_worker_sends_its_reports(
     standin: StandinClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: Any
 ) -> None:
@@ -269,7 +269,7 @@ def test_a_hung_helper_is_killed_and_the_worker_sends_its_reports(
             await async_wait_until(lambda: helper.usable, 60, message="helper running")
             pid = helper.pid
             assert pid is not None
-            os.kill(pid, signal.SIGSTOP)
+            psutil.Process(pid).suspend()  # SIGSTOP; on Windows its threads suspended
             await _queue_reports(queue, range(30))
             await _drained(queue, timeout=30)
             assert not helper.usable and queue.retried == 0
@@ -309,6 +309,45 @@ def _deaf(sock: Any, config: Any) -> None:
     """A helper that says it is ready, then never reads its socket again."""
     sock.sendall(b"\0" * 8)  # one beat
     time.sleep(3600)  # the hang under test; the worker kills it
+
+
+def _mute(sock: Any, config: Any) -> None:
+    """A helper that beats and reads its uploads but never answers them (a lost answer)."""
+
+    def beat() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                sock.sendall(b"\0" * 8)
+                time.sleep(0.2)
+
+    threading.Thread(target=beat, daemon=True).start()
+    while sock.recv(65536):
+        pass
+    os._exit(0)
+
+
+def test_an_upload_the_helper_never_answers_goes_from_the_worker(
+    standin: StandinClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    monkeypatch.setattr(helper_module, "helper_main", _mute)
+    monkeypatch.setattr(helper_module, "ANSWER_GRACE", 0.5)
+    monkeypatch.setattr(helper_module, "RESTART_HOLD", 3600.0)
+    config = _config(tmp_path, standin, upload_helper="always", request_timeout=0.5)
+
+    async def scenario() -> int:
+        async with running_uploader(config) as (queue, _):
+            helper = _helper(queue)
+            await async_wait_until(lambda: helper.usable, 60, message="helper running")
+            pid = helper.pid
+            assert pid is not None
+            await _queue_reports(queue, range(20))
+            await _drained(queue, timeout=30)
+            assert not helper.usable and queue.retried == 0 and queue.uploaded == 20
+            return pid
+
+    assert _reaped(_run(scenario()))
+    _on_server_once_each(standin, range(20))
+    assert _messages(caplog, "no answer to an upload within 2.5 s")
 
 
 def test_a_helper_that_cannot_start_leaves_the_uploads_to_the_worker(

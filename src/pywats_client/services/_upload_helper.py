@@ -35,6 +35,7 @@ import json
 import logging
 import multiprocessing
 import os
+import queue
 import signal
 import socket
 import struct
@@ -77,6 +78,10 @@ BEAT_INTERVAL = 1.0
 HUNG_AFTER = 15.0
 #: Seconds the helper has to exit after its socket closed before it is killed.
 EXIT_GRACE = 5.0
+#: Seconds beyond 4 x ``request_timeout`` (httpx times connect, pool, write and read
+#: apart) after which an unanswered upload is sent from the worker and the helper,
+#: beating but having lost it, is killed.
+ANSWER_GRACE = 30.0
 #: Where the slots of "auto" helpers are: the user's own cache folder, owner-only (in a
 #: shared temp folder another user could plant links where the locks are created).
 SLOT_DIR = user_cache_path(APP_NAME, appauthor=False) / "upload-helper-slots"
@@ -118,19 +123,25 @@ def _serve(sock: socket.socket, config: ClientConfig) -> None:
     """Threads with blocking HTTP clients, not an event loop: the helper only waits
     for the server, and blocking httpx costs less CPU per request."""
     sock.setblocking(True)
-    BlockingSubmitter(config).close()  # unusable TLS settings fail the start, not uploads
+    # One client per upload thread, all built now: unusable TLS settings (a CA file
+    # gone since the worker started) fail the start, which the worker sees, never an
+    # upload, whose answer would be lost.
+    submitters: queue.SimpleQueue[BlockingSubmitter] = queue.SimpleQueue()
+    for _ in range(config.max_concurrent_uploads):
+        submitters.put(BlockingSubmitter(config))
     send_lock = threading.Lock()
-    local = threading.local()
 
     def send(number: int, body: bytes) -> None:
         with send_lock:
             sock.sendall(_HEADER.pack(number, len(body)) + body)
 
     def answer(number: int, body: bytes) -> None:
-        submitter = getattr(local, "submitter", None)
-        if submitter is None:
-            submitter = local.submitter = BlockingSubmitter(config)
-        send(number, json.dumps(_outcome_of(submitter, body)).encode())
+        submitter = submitters.get()  # never waits: as many clients as threads
+        try:
+            outcome = _outcome_of(submitter, body)
+        finally:
+            submitters.put(submitter)
+        send(number, json.dumps(outcome).encode())
 
     def beat() -> None:
         with contextlib.suppress(OSError):
@@ -217,8 +228,10 @@ def _take_slot() -> filelock.FileLock | None:
 
 
 def _spawn(process: Any, theirs: socket.socket) -> None:
-    """Start the helper, then close the worker's copy of its socket (only then: spawn
-    hands the socket over during the start, even if the caller was cancelled)."""
+    """Start the helper, then close the worker's copy of its socket, in that order even
+    if the caller was cancelled: on POSIX, spawn hands the socket's descriptor over
+    during the start (on Windows multiprocessing keeps a duplicate until the child
+    fetches it; a child that dies before that is noticed at START_TIMEOUT)."""
     try:
         process.start()
     finally:
@@ -311,9 +324,13 @@ class UploadHelper:
         number = self._last_number
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[number] = future
+        deadline = 4 * self._config.request_timeout + ANSWER_GRACE
         try:
             self._writer.write(_HEADER.pack(number, len(body)) + body)
-            answer = await future
+            answer = await asyncio.wait_for(future, deadline)
+        except asyncio.TimeoutError:
+            self._kill(f"no answer to an upload within {deadline:g} s")
+            raise HelperGone("the upload helper lost an upload") from None
         finally:
             self._waiting.pop(number, None)
         self.answered += 1
@@ -329,15 +346,17 @@ class UploadHelper:
             if self._slot is None:  # every spare core has a helper: look again later
                 self._hold_until = time.monotonic() + SLOT_RETRY
                 return
-        ours, theirs = socket.socketpair()
-        process = self._process = multiprocessing.get_context("spawn").Process(
-            target=helper_main,
-            args=(theirs, self._config),
-            name=f"pywats-upload-{self._config.instance_name}",
-            daemon=True,
-        )
-        spawned = asyncio.ensure_future(asyncio.to_thread(_spawn, process, theirs))
+        ours: socket.socket | None = None
+        spawned: asyncio.Future[None] | None = None
         try:
+            ours, theirs = socket.socketpair()
+            process = self._process = multiprocessing.get_context("spawn").Process(
+                target=helper_main,
+                args=(theirs, self._config),
+                name=f"pywats-upload-{self._config.instance_name}",
+                daemon=True,
+            )
+            spawned = asyncio.ensure_future(asyncio.to_thread(_spawn, process, theirs))
             await asyncio.shield(spawned)
             reader, self._writer = await asyncio.open_connection(sock=ours)
             number, _ = await asyncio.wait_for(_read_frame(reader), START_TIMEOUT)
@@ -345,10 +364,10 @@ class UploadHelper:
                 raise ConnectionError(f"its first frame was {number}, not its beat")
         except BaseException as exc:
             self._hold_until = time.monotonic() + RESTART_HOLD
-            if self._writer is None:
+            if self._writer is None and ours is not None:
                 ours.close()
-            if not spawned.done():  # cancelled while spawning: the join below needs its pid
-                await asyncio.wait([spawned])
+            if spawned is not None and not spawned.done():  # cancelled while spawning:
+                await asyncio.wait([spawned])  # the join below needs its pid
             code = await self._end_process()
             if not isinstance(exc, Exception):
                 raise
@@ -398,12 +417,15 @@ class UploadHelper:
         while self._ready:
             await asyncio.sleep(BEAT_INTERVAL)
             silent = time.monotonic() - self._last_heard
-            if self._ready and silent > HUNG_AFTER and self._process is not None:
-                log.warning(
-                    "upload helper (pid %s) killed: silent for %.0f s (hung)", self.pid, silent
-                )
-                self._process.kill()
+            if self._ready and silent > HUNG_AFTER:
+                self._kill(f"silent for {silent:.0f} s (hung)")
                 return
+
+    def _kill(self, why: str) -> None:
+        """End a helper that failed us; its reader then sees the socket close and cleans up."""
+        if self._ready and self._process is not None:
+            log.warning("upload helper (pid %s) killed: %s", self.pid, why)
+            self._process.kill()
 
     def _gave_up(self, why: str) -> None:
         log.warning(

@@ -185,16 +185,18 @@ class _ResourceSampler:
             rss, cpu = int(self._proc.memory_info().rss), float(self._proc.cpu_percent(None))
         except psutil.Error:  # e.g. AccessDenied on a locked-down host
             return 0, 0.0
-        helper = self._helper_process(helper_pid)
+        helper, new = self._helper_process(helper_pid)
         if helper is not None:
             try:
                 rss += int(helper.memory_info().rss)
-                cpu += float(helper.cpu_percent(None))
+                if not new:  # a first reading covers microseconds: a meaningless percentage
+                    cpu += float(helper.cpu_percent(None))
             except psutil.Error:  # it just ended
                 self._helper = None
         return rss, cpu
 
-    def _helper_process(self, pid: int | None) -> psutil.Process | None:
+    def _helper_process(self, pid: int | None) -> tuple[psutil.Process | None, bool]:
+        """The helper's process, and whether it is new since the last beat."""
         if pid is None:
             self._helper = None
         elif self._helper is None or self._helper.pid != pid:
@@ -203,7 +205,8 @@ class _ResourceSampler:
                 self._helper.cpu_percent(None)  # its CPU counts from the next beat
             except psutil.Error:
                 self._helper = None
-        return self._helper
+            return self._helper, True
+        return self._helper, False
 
 
 class _CommandReader(threading.Thread):
