@@ -8,7 +8,10 @@ keep-alive HTTP/1.1:
 * **minimal client**, 16 connections: a hand-written keep-alive loop that costs
   almost nothing, so the rate is the server's;
 * **httpx**, 5 concurrent requests on one ``AsyncClient``: what the uploader's
-  HTTP library sustains in one process (the uploader also sends 5 at a time).
+  HTTP library sustains in one process (the uploader also sends 5 at a time);
+* **upload helper**, 5 at a time through a real helper process
+  (``UploadHelper``, as a busy worker uses it; the worker's side runs in this
+  process): its rate and the helper's own CPU per upload.
 
 Every repeat checks the server stored each report exactly once. The server's
 CPU per report (user+system, psutil) says what one free core would sustain,
@@ -28,9 +31,11 @@ import httpx
 import psutil
 
 from bench._context import Context
-from bench._procs import cpu_seconds
+from bench._procs import BenchError, cpu_seconds
 from bench._reports import small_report
 from bench._stats import Figure
+from pywats_client.core import ClientConfig
+from pywats_client.services._upload_helper import UploadHelper
 from pywats_client.services.api_client import SUBMIT_PATH
 
 NAME = "standin"
@@ -90,11 +95,49 @@ def client_process(kind: str, url: str, token: str, count: int) -> float:
     return asyncio.run(main())
 
 
+def through_helper(url: str, token: str, count: int) -> tuple[float, float]:
+    """``count`` reports through an upload helper: seconds, the helper's CPU seconds."""
+    config = ClientConfig.from_dict(
+        {"instance_name": "bench", "service_address": url, "api_token": token}
+    )
+    bodies = [json.dumps(small_report(f"SN{n:08d}")).encode() for n in range(count)]
+
+    async def main() -> tuple[float, float]:
+        helper = UploadHelper(config, "always")
+        helper.start_soon()
+        try:
+            deadline = time.monotonic() + 60
+            while not helper.usable:  # polled: the helper's start has no event to await
+                if time.monotonic() > deadline:
+                    raise BenchError("the upload helper did not start within 60 s")
+                await asyncio.sleep(0.05)
+            process = psutil.Process(helper.pid)
+            pending = iter(bodies)
+            cpu, began = cpu_seconds(process), time.perf_counter()
+
+            async def lane() -> None:
+                for body in pending:
+                    await helper.submit(body)
+
+            await asyncio.gather(*(lane() for _ in range(HTTPX_CONCURRENCY)))
+            return time.perf_counter() - began, cpu_seconds(process) - cpu
+        finally:
+            await helper.close()
+
+    return asyncio.run(main())
+
+
 def run(ctx: Context) -> list[Figure]:
     count = ctx.size(5000, quick=300)
     server = ctx.server()
     process = psutil.Process(server.pid)
-    results: dict[str, list[float]] = {"raw": [], "cpu": [], "httpx": []}
+    results: dict[str, list[float]] = {
+        "raw": [],
+        "cpu": [],
+        "httpx": [],
+        "helper": [],
+        "helper_cpu": [],
+    }
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         for r in range(ctx.repeats(3)):
             for kind in ("raw", "httpx"):
@@ -106,10 +149,17 @@ def run(ctx: Context) -> list[Figure]:
                 results[kind].append(count / seconds)
                 if kind == "raw":
                     results["cpu"].append(cpu / count * 1e6)
+            server.reset()
+            seconds, helper_cpu = through_helper(server.url, server.token, count)
+            server.check_exactly_once(count)
+            results["helper"].append(count / seconds)
+            results["helper_cpu"].append(helper_cpu / count * 1e6)
             ctx.log(
                 f"repeat {r + 1}: minimal client {results['raw'][-1]:,.0f}/s "
                 f"(server CPU {results['cpu'][-1]:.0f} us/report), "
-                f"httpx {results['httpx'][-1]:,.0f}/s"
+                f"httpx {results['httpx'][-1]:,.0f}/s, "
+                f"upload helper {results['helper'][-1]:,.0f}/s "
+                f"(its CPU {results['helper_cpu'][-1]:.0f} us/upload)"
             )
     return [
         Figure(
@@ -119,4 +169,6 @@ def run(ctx: Context) -> list[Figure]:
         Figure(
             NAME, f"httpx client, {HTTPX_CONCURRENCY} concurrent, 1 process", "/s", results["httpx"]
         ),
+        Figure(NAME, f"upload helper, {HTTPX_CONCURRENCY} at a time", "/s", results["helper"]),
+        Figure(NAME, "upload helper's CPU per upload", "us", results["helper_cpu"]),
     ]
