@@ -199,22 +199,22 @@ def test_a_helper_killed_mid_upload_loses_and_doubles_nothing(
     standin.set_faults(latency_ms=20)  # uploads in flight when the kill lands
     config = _config(tmp_path, standin, upload_helper="always")
     rng = random.Random(20261127)
-    count = 400
+    per_kill = 150
+    count = 3 * per_kill
 
     async def scenario() -> list[int]:
         killed: list[int] = []
         async with running_uploader(config) as (queue, _):
             helper = _helper(queue)
-            await _queue_reports(queue, range(count))
-            for _ in range(3):
+            for round_ in range(3):
                 await async_wait_until(
                     lambda: helper.usable and helper.pid not in killed, 60, message="a new helper"
                 )
-                answered = helper.answered
+                # queued only now: while no helper runs, the worker uploads them itself
+                await _queue_reports(queue, range(round_ * per_kill, (round_ + 1) * per_kill))
+                enough = helper.answered + rng.randint(5, 40)
                 await async_wait_until(
-                    lambda a=answered: helper.answered > a + rng.randint(5, 40),
-                    60,
-                    message="uploads through the helper",
+                    lambda n=enough: helper.answered >= n, 60, message="uploads through the helper"
                 )
                 assert helper.pid is not None
                 killed.append(helper.pid)
