@@ -284,8 +284,8 @@ def test_a_hung_helper_is_killed_and_the_worker_sends_its_reports(
 def test_a_slow_server_is_not_taken_for_a_hung_helper(
     standin: StandinClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: Any
 ) -> None:
-    monkeypatch.setattr(helper_module, "HUNG_AFTER", 2.0)
-    standin.set_faults(latency_ms=4000)  # each answer takes twice HUNG_AFTER
+    monkeypatch.setattr(helper_module, "HUNG_AFTER", 3.0)
+    standin.set_faults(latency_ms=6000)  # each answer takes twice HUNG_AFTER
     config = _config(tmp_path, standin, upload_helper="always")
 
     async def scenario() -> None:
