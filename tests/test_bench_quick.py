@@ -61,16 +61,22 @@ def test_quick_bench_runs_every_scenario_and_prints_one_table(tmp_path: Path) ->
     assert list(tmp_path.glob("pywats-bench-*")) == []  # its work folder is removed
 
 
-def test_unknown_scenario_is_a_usage_error() -> None:
+def _usage_error(*args: str) -> str:
+    """What ``python -m bench ARGS`` says on stderr; it must exit 2 (bad usage)."""
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "--only", "nosuch"],
+        [sys.executable, "-m", "bench", *args],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert done.returncode == 2
-    assert "nosuch" in done.stderr and "disk" in done.stderr
+    return done.stderr
+
+
+def test_unknown_scenario_is_a_usage_error() -> None:
+    stderr = _usage_error("--only", "nosuch")
+    assert "nosuch" in stderr and "disk" in stderr
 
 
 def test_set_takes_station_config_keys_for_every_station(
@@ -89,15 +95,8 @@ def test_set_takes_station_config_keys_for_every_station(
 
 
 def test_set_of_an_unknown_key_is_a_usage_error() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "bench", "--set", "upload_helpers=never"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 2
-    assert "upload_helpers" in done.stderr and "station config key" in done.stderr
+    stderr = _usage_error("--set", "upload_helpers=never")
+    assert "upload_helpers" in stderr and "station config key" in stderr
 
 
 def test_set_refuses_the_keys_the_benchmark_sets_itself() -> None:

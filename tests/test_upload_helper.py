@@ -12,6 +12,7 @@ import random
 import sys
 import threading
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -148,15 +149,22 @@ def _config(tmp_path: Path, standin: StandinClient, **settings: Any) -> Any:
     return load(write_config(tmp_path, standin.url, standin.token, **settings))
 
 
+@contextlib.asynccontextmanager
+async def _helper_running(config: Any) -> AsyncIterator[tuple[QueueService, UploadHelper]]:
+    """An uploader wired as the worker wires it, once its upload helper runs."""
+    async with running_uploader(config) as (queue, _):
+        helper = _helper(queue)
+        await async_wait_until(lambda: helper.usable, 60, message="helper running")
+        yield queue, helper
+
+
 def test_reports_go_through_the_helper_and_it_ends_with_the_uploader(
     standin: StandinClient, tmp_path: Path, caplog: Any
 ) -> None:
     config = _config(tmp_path, standin, upload_helper="always")
 
     async def scenario() -> int:
-        async with running_uploader(config) as (queue, _):
-            helper = _helper(queue)
-            await async_wait_until(lambda: helper.usable, 60, message="helper running")
+        async with _helper_running(config) as (queue, helper):
             pid = helper.pid
             assert pid is not None and pid != os.getpid()
             await _queue_reports(queue, range(200))
@@ -179,9 +187,7 @@ def test_the_token_is_neither_on_the_helpers_command_line_nor_in_its_environment
     config = _config(tmp_path, standin, upload_helper="always")
 
     async def scenario() -> None:
-        async with running_uploader(config) as (queue, _):
-            helper = _helper(queue)
-            await async_wait_until(lambda: helper.usable, 60, message="helper running")
+        async with _helper_running(config) as (_queue, helper):
             assert helper.pid is not None
             process = psutil.Process(helper.pid)
             assert standin.token not in " ".join(process.cmdline())
@@ -241,9 +247,7 @@ def test_after_a_helper_died_the_next_one_waits_out_the_hold(
     config = _config(tmp_path, standin, upload_helper="always")
 
     async def scenario() -> None:
-        async with running_uploader(config) as (queue, _):
-            helper = _helper(queue)
-            await async_wait_until(lambda: helper.usable, 60, message="helper running")
+        async with _helper_running(config) as (queue, helper):
             assert helper.pid is not None
             psutil.Process(helper.pid).kill()
             await async_wait_until(lambda: not helper.usable, 30, message="the death seen")
@@ -264,9 +268,7 @@ def test_a_hung_helper_is_killed_and_the_worker_sends_its_reports(
     config = _config(tmp_path, standin, upload_helper="always")
 
     async def scenario() -> int:
-        async with running_uploader(config) as (queue, _):
-            helper = _helper(queue)
-            await async_wait_until(lambda: helper.usable, 60, message="helper running")
+        async with _helper_running(config) as (queue, helper):
             pid = helper.pid
             assert pid is not None
             psutil.Process(pid).suspend()  # SIGSTOP; on Windows its threads suspended
@@ -289,9 +291,7 @@ def test_a_slow_server_is_not_taken_for_a_hung_helper(
     config = _config(tmp_path, standin, upload_helper="always")
 
     async def scenario() -> None:
-        async with running_uploader(config) as (queue, _):
-            helper = _helper(queue)
-            await async_wait_until(lambda: helper.usable, 60, message="helper running")
+        async with _helper_running(config) as (queue, helper):
             await _queue_reports(queue, range(5))
             await _drained(queue, timeout=30)
             assert helper.usable and helper.answered == 5
@@ -335,9 +335,7 @@ def test_an_upload_the_helper_never_answers_goes_from_the_worker(
     config = _config(tmp_path, standin, upload_helper="always", request_timeout=0.5)
 
     async def scenario() -> int:
-        async with running_uploader(config) as (queue, _):
-            helper = _helper(queue)
-            await async_wait_until(lambda: helper.usable, 60, message="helper running")
+        async with _helper_running(config) as (queue, helper):
             pid = helper.pid
             assert pid is not None
             await _queue_reports(queue, range(20))
@@ -380,9 +378,7 @@ def test_a_helper_deaf_to_its_closed_socket_is_killed_at_stop(
     config = _config(tmp_path, standin, upload_helper="always")
 
     async def scenario() -> int:
-        async with running_uploader(config) as (queue, _):
-            helper = _helper(queue)
-            await async_wait_until(lambda: helper.usable, 60, message="helper running")
+        async with _helper_running(config) as (_queue, helper):
             assert helper.pid is not None
             return helper.pid
 
