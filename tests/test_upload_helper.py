@@ -393,7 +393,7 @@ def test_a_stop_at_any_moment_of_the_start_leaves_no_process(
     config = _config(tmp_path, standin, upload_helper="always")
 
     async def scenario() -> None:
-        helper = UploadHelper(config, "always")
+        helper = UploadHelper(config)
         helper.start_soon()
         await asyncio.sleep(after)  # the moment of the stop, not a wait for a condition
         await helper.close()

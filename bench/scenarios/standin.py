@@ -98,12 +98,17 @@ def client_process(kind: str, url: str, token: str, count: int) -> float:
 def through_helper(url: str, token: str, count: int) -> tuple[float, float]:
     """``count`` reports through an upload helper: seconds, the helper's CPU seconds."""
     config = ClientConfig.from_dict(
-        {"instance_name": "bench", "service_address": url, "api_token": token}
+        {
+            "instance_name": "bench",
+            "service_address": url,
+            "api_token": token,
+            "upload_helper": "always",
+        }
     )
     bodies = [json.dumps(small_report(f"SN{n:08d}")).encode() for n in range(count)]
 
     async def main() -> tuple[float, float]:
-        helper = UploadHelper(config, "always")
+        helper = UploadHelper(config)
         helper.start_soon()
         try:
             deadline = time.monotonic() + 60

@@ -26,22 +26,17 @@ def supervisor_factory() -> Iterator[Callable[..., SupervisorRun]]:
     yield from supervisor_runs()
 
 
-def helper_of(worker_pid: int, log: Path) -> int | None:
-    """The pid of the worker's upload helper, once it runs (a spawned child that is not
-    a resource tracker, whose start the worker logged)."""
+def helper_of(sup: SupervisorRun, worker_pid: int, log: Path) -> int | None:
+    """The pid of the worker's upload helper, once it runs: the one its status names,
+    a child of the worker, whose start the worker logged."""
+    pid = (sup.instance("st-1").get("snapshot") or {}).get("upload_helper_pid")
+    if pid is None or not log.exists():
+        return None
     try:
-        children = psutil.Process(worker_pid).children()
+        child = psutil.Process(pid).ppid() == worker_pid
     except psutil.Error:
         return None
-    for child in children:
-        try:
-            cmdline = " ".join(child.cmdline())
-        except psutil.Error:
-            continue
-        if "spawn_main" in cmdline and "resource_tracker" not in cmdline:
-            started = f"upload helper started (pid {child.pid})"
-            return child.pid if log.exists() and started in log.read_text() else None
-    return None
+    return pid if child and f"upload helper started (pid {pid})" in log.read_text() else None
 
 
 def test_kill_of_the_worker_or_of_its_helper_mid_upload_loses_and_doubles_nothing(
@@ -52,7 +47,7 @@ def test_kill_of_the_worker_or_of_its_helper_mid_upload_loses_and_doubles_nothin
     sup = supervisor_factory(registry(tmp_path, ["st-1"]))
     log = tmp_path / "logs" / "st-1.log"
     worker = sup.wait_running("st-1")["st-1"]["pid"]
-    helper = wait_until(lambda: helper_of(worker, log), 60, message="the upload helper running")
+    helper = wait_until(lambda: helper_of(sup, worker, log), 60, message="the upload helper")
 
     # the status names the helper and counts its memory with the worker's (a beat taken
     # while the helper was still importing counted less of it: the next ones count all)
@@ -76,7 +71,7 @@ def test_kill_of_the_worker_or_of_its_helper_mid_upload_loses_and_doubles_nothin
         60,
         "a new worker",
     )
-    helper = wait_until(lambda: helper_of(worker, log), 60, message="the new worker's helper")
+    helper = wait_until(lambda: helper_of(sup, worker, log), 60, message="the new helper")
 
     # 2. the helper dies mid-upload: its worker sends the rest itself
     at_kill = len(standin.reports())

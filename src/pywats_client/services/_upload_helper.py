@@ -249,15 +249,14 @@ async def _read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
 class UploadHelper:
     """The worker's handle on its upload helper: starts, feeds, watches and stops it.
 
-    ``mode`` is the config's ``upload_helper``: "always" starts it with the
-    uploader, "auto" when the station is busy; until it is running (and
-    whenever it is not), :attr:`usable` is false and the uploader sends
-    reports itself.
+    The config's ``upload_helper`` says when: "always" from :meth:`uploader_started`,
+    "auto" once the station is busy; until it is running (and whenever it is
+    not), :attr:`usable` is false and the uploader sends reports itself.
     """
 
-    def __init__(self, config: ClientConfig, mode: str) -> None:
+    def __init__(self, config: ClientConfig) -> None:
         self._config = config
-        self._mode = mode
+        self._mode = config.upload_helper
         self._process: Any = None  # multiprocessing.Process, from spawn until joined
         self._slot: filelock.FileLock | None = None  # held from spawn until joined ("auto")
         self._writer: asyncio.StreamWriter | None = None
@@ -286,6 +285,11 @@ class UploadHelper:
         return self._ready
 
     # --- when to run -----------------------------------------------------------------
+
+    def uploader_started(self) -> None:
+        """The uploader runs: an "always" helper starts now, before the first upload."""
+        if self._mode == "always":
+            self.start_soon()
 
     def note_upload(self) -> None:
         """An upload starts: an "auto" helper starts once the station is busy."""

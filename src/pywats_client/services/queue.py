@@ -102,9 +102,7 @@ class QueueService:
         self._store.max_delay = max(self._store.max_delay, config.retry.max_delay)
         self._unauthorized_retry = unauthorized_retry
         self._helper = (
-            UploadHelper(config, config.upload_helper)
-            if helper_process and config.upload_helper != "never"
-            else None
+            UploadHelper(config) if helper_process and config.upload_helper != "never" else None
         )
         self._idle_since: float | None = None
         self._rng = rng or random.Random()
@@ -158,8 +156,8 @@ class QueueService:
         if self._connection is not None:
             self._connection.add_listener(self._on_connection)
         self._runner = asyncio.create_task(self._run(), name="pywats-uploader")
-        if self._helper is not None and self.config.upload_helper == "always":
-            self._helper.start_soon()
+        if self._helper is not None:
+            self._helper.uploader_started()
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop taking reports; let in-flight uploads finish within ``timeout`` s."""
