@@ -182,16 +182,18 @@ def test_complete_can_leave_the_overflow_flush_to_a_flusher(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(store_module, "_MAX_TRASH", 2)
+    monkeypatch.setattr(store_module, "_MAX_SPARES", 1)
     store = QueueStore(tmp_path / "q")
     store.enqueue([new_report(n) for n in range(3)])
     for item in store.claim_many(3):
         store.complete(item, flush_when_full=False)
     assert len(files_in(store.tmp_dir)) == 3  # removed from pending/, not yet deleted
     store.flush()
-    assert files_in(store.tmp_dir) == []
+    assert len(files_in(store.tmp_dir)) == 1  # the rest deleted, one kept to be overwritten
 
 
-def test_complete_deletes_or_archives(tmp_path: Path) -> None:
+def test_complete_deletes_or_archives(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_module, "_MAX_SPARES", 0)
     store = QueueStore(tmp_path / "q")
     store.enqueue([new_report(1)])
     item = store.claim()
@@ -210,6 +212,125 @@ def test_complete_deletes_or_archives(tmp_path: Path) -> None:
     assert files_in(archive.pending_dir) == []
     assert len(files_in(archive.sent_dir)) == 1
     assert archive.counts().pending == 0
+
+
+def test_files_of_sent_reports_are_overwritten_only_once_their_removal_is_durable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = QueueStore(tmp_path / "q")
+    store.enqueue([new_report(n, payload="x" * 500) for n in range(4)])
+    model = PowerCutModel(monkeypatch, store)
+    flushing = False
+    overwritten: list[str] = []
+    real_write_temp = store_module.write_temp
+
+    def write_temp(tmp_dir: Path, name: str, data: bytes, spare: Path | None = None) -> Path:
+        if spare is not None:
+            sent = spare.name.removesuffix(f".sent{TEMP_SUFFIX}")
+            # else a power cut could bring the old name back holding another report
+            assert sent not in model.saved[store.pending_dir], f"{sent} reused too early"
+            overwritten.append(sent)
+        return real_write_temp(tmp_dir, name, data, spare)
+
+    monkeypatch.setattr(store_module, "write_temp", write_temp)
+    during_flush = new_report(11)
+    model_fsync_dir = store_module.fsync_dir
+
+    def fsync_dir(folder: Path) -> None:
+        if folder == store.pending_dir and flushing and not store.contains(during_flush.id):
+            store.enqueue([during_flush])  # an intake thread, just before flush's fsync
+        model_fsync_dir(folder)
+
+    monkeypatch.setattr(store_module, "fsync_dir", fsync_dir)
+    sent_inodes = set()
+    for item in claim_all(store):
+        sent_inodes.add((store.pending_dir / item.name).stat().st_ino)
+        store.complete(item)
+    before_flush = new_report(10)
+    store.enqueue([before_flush])
+    flushing = True
+    store.flush()
+    flushing = False
+    assert overwritten == []  # both came before the removals were durable: new files
+    shorter = [new_report(20 + n) for n in range(3)]  # a tail of the longer ones must not stay
+    store.enqueue(shorter)
+    assert len(overwritten) == 3
+    items = {item.id: item for item in claim_all(store)}
+    assert {i: item.report for i, item in items.items()} == {
+        r.id: r.report for r in [before_flush, during_flush, *shorter]
+    }
+    if IS_POSIX:  # the same files, not new ones (Windows has no stable st_ino here)
+        inodes = {(store.pending_dir / item.name).stat().st_ino for item in items.values()}
+        assert len(inodes & sent_inodes) == 3
+    assert len(files_in(store.tmp_dir)) == 1  # the fourth spare, kept for the next report
+
+
+def test_a_spare_file_gone_before_its_reuse_is_replaced_by_a_new_one(tmp_path: Path) -> None:
+    store = QueueStore(tmp_path / "q")
+    store.enqueue([new_report(1)])
+    for item in claim_all(store):
+        store.complete(item)
+    store.flush()
+    (spare,) = store.tmp_dir.iterdir()
+    spare.unlink()  # say, by a virus scanner
+    store.enqueue([new_report(2)])
+    (item,) = claim_all(store)
+    assert item.report == new_report(2).report
+
+
+def test_the_last_flush_at_stop_leaves_no_spare_files(tmp_path: Path) -> None:
+    store = QueueStore(tmp_path / "q")
+    store.enqueue([new_report(n) for n in range(3)])
+    for item in claim_all(store):
+        store.complete(item)
+    store.flush()
+    assert len(files_in(store.tmp_dir)) == 3
+    store.flush(keep_spares=False)
+    assert files_in(store.tmp_dir) == []
+    store.enqueue([new_report(4)])  # a new file, as before any report was sent
+    assert [item.report for item in claim_all(store)] == [new_report(4).report]
+
+
+_KILL_WHILE_OVERWRITING_A_SPARE = """
+import os, signal, sys
+from pathlib import Path
+from pywats_client.queue import NewReport, QueueStore
+from pywats_client.queue import _files
+
+def report(n):
+    r = {"id": f"{sys.argv[2]}-{n}", "pn": "p", "sn": f"s{n}", "payload": "x" * (900 - 300 * n)}
+    return NewReport(r, source_name=f"{n}.json", source_sha256="ab" * 32, converter="WSJF")
+
+store = QueueStore(Path(sys.argv[1]))
+store.enqueue([report(0)])
+store.complete(store.claim())
+store.flush()
+store.enqueue([report(1)])  # into the spare: queued
+store.complete(store.claim())
+store.flush()
+# the worst moment: the sent report's file half holds the next report, not yet in pending/
+_files.os.ftruncate = lambda fd, size: os.kill(os.getpid(), signal.SIGKILL)
+store.enqueue([report(2)])
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+def test_a_kill_while_overwriting_a_spare_neither_brings_back_a_sent_report_nor_queues_half_of_one(
+    tmp_path: Path,
+) -> None:
+    child = subprocess.run(
+        [sys.executable, "-c", _KILL_WHILE_OVERWRITING_A_SPARE, str(tmp_path / "q"), "r"],
+        capture_output=True,
+        timeout=60,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr.decode()
+    assert len(files_in(tmp_path / "q" / "tmp")) == 1  # the half-written spare
+    store = QueueStore(tmp_path / "q")  # the next start sweeps it
+    assert files_in(store.tmp_dir) == [] and files_in(store.pending_dir) == []
+    assert store.counts().pending == 0 and store.counts().quarantined == 0
+    store.enqueue([new_report(3)])  # and queues as before
+    (item,) = claim_all(store)
+    assert item.report == new_report(3).report
 
 
 def test_retry_later_persists_attempts_and_due_time_across_restart(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from pywats_client._fsutil import OWNER_ONLY_FILE, TEMP_SUFFIX, remove_file
 __all__ = ["remove_quietly", "sweep_temp_files", "write_temp"]
 
 _OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+_REUSE_FLAGS = os.O_WRONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOFOLLOW", 0)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -28,16 +29,33 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def write_temp(tmp_dir: Path, final_name: str, data: bytes) -> Path:
-    """Write ``data`` to a new owner-only temp file and fsync it; returns its path.
+def write_temp(tmp_dir: Path, final_name: str, data: bytes, spare: Path | None = None) -> Path:
+    """Write ``data`` to an owner-only temp file and fsync it; returns its path.
 
-    On any error the temp file is removed before the error propagates.
+    ``spare`` is a file of a sent report whose removal from ``pending/`` is
+    already durable: it is overwritten instead of creating a new file. Creating
+    and deleting a file per report is the costliest step of queueing on some
+    file systems (ext4 without a journal looks at every inode freed in the last
+    seconds before it hands out a new one). On any error the temp file is
+    removed before the error propagates.
     """
+    if spare is not None:
+        try:
+            fd = os.open(spare, _REUSE_FLAGS)
+        except OSError:  # swept or otherwise gone: a new file does as well
+            remove_quietly(spare)
+        else:
+            return _fill(spare, fd, data, truncate=True)
     path = tmp_dir / f"{final_name}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
-    fd = os.open(path, _OPEN_FLAGS, OWNER_ONLY_FILE)
+    return _fill(path, os.open(path, _OPEN_FLAGS, OWNER_ONLY_FILE), data, truncate=False)
+
+
+def _fill(path: Path, fd: int, data: bytes, *, truncate: bool) -> Path:
     try:
         try:
             _write_all(fd, data)
+            if truncate:  # a longer earlier report leaves no tail behind
+                os.ftruncate(fd, len(data))
             os.fsync(fd)
         finally:
             os.close(fd)

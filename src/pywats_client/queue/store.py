@@ -68,6 +68,8 @@ _REASON_SUFFIX = ".reason.txt"
 _CLOCK_SLACK = 60.0
 #: Accepted reports renamed aside before complete() deletes them itself.
 _MAX_TRASH = 1000
+#: Files of sent reports kept to be overwritten by new ones (see write_temp).
+_MAX_SPARES = 256
 #: A queued file that cannot be read is skipped for this long, doubling per failure.
 _UNREADABLE_FIRST_HOLD = 5.0
 _UNREADABLE_MAX_HOLD = 300.0
@@ -166,6 +168,7 @@ class QueueStore:
         self._changes = 0
         self._synced = 0
         self._trash: list[Path] = []  # accepted reports waiting for flush() to delete them
+        self._spares: list[Path] = []  # flushed trash, durably out of pending/, to overwrite
 
     # --- maintenance ------------------------------------------------------------
 
@@ -371,9 +374,8 @@ class QueueStore:
                     converter=item.converter,
                     created_at=epoch_to_iso(due_ns / 1e9),
                 )
-                written.append(
-                    (write_temp(self.tmp_dir, name, encode_item(envelope, item.report)), name)
-                )
+                data = encode_item(envelope, item.report)
+                written.append((write_temp(self.tmp_dir, name, data, self._take_spare()), name))
             self._publish(written)
         except BaseException as exc:
             for tmp, _ in written:
@@ -638,14 +640,27 @@ class QueueStore:
         if overflowing and flush_when_full:
             self.flush()
 
-    def flush(self) -> None:
-        """Make removals by :meth:`complete` durable (one folder fsync) and delete the files."""
+    def flush(self, *, keep_spares: bool = True) -> None:
+        """Make removals by :meth:`complete` durable (one folder fsync) and delete the files.
+
+        Up to :data:`_MAX_SPARES` files are kept instead, for new reports to
+        overwrite (see :func:`write_temp`); ``keep_spares=False`` (at stop)
+        deletes those too, so a stopped station leaves no temp files.
+        """
         with self._lock:
             trash, self._trash = self._trash, []
             if self._unwritten_reasons:
                 self._write_reasons_locked()
         if self._synced < self._changes:
             self._group_sync(self._changes)
+        with self._lock:  # their removal from pending/ is durable now: safe to overwrite
+            if keep_spares:
+                kept = max(0, _MAX_SPARES - len(self._spares))
+                self._spares += trash[:kept]
+                trash = trash[kept:]
+            else:
+                trash += self._spares
+                self._spares = []
         for path in trash:
             remove_quietly(path)
         for name in list(self._stranded):
@@ -757,7 +772,7 @@ class QueueStore:
 
     def _write_or_release(self, item: QueueItem, name: str, data: bytes) -> Path:
         try:
-            return write_temp(self.tmp_dir, name, data)
+            return write_temp(self.tmp_dir, name, data, self._take_spare())
         except BaseException as exc:
             self.release(item)
             if is_disk_full(exc):
@@ -766,6 +781,10 @@ class QueueStore:
                     "queued as it was. Free space on that disk"
                 ) from exc
             raise
+
+    def _take_spare(self) -> Path | None:
+        with self._lock:
+            return self._spares.pop() if self._spares else None
 
     def _group_sync(self, change: int) -> None:
         """fsync ``pending/`` (and ``sent/``) once for every change up to ``change``."""
