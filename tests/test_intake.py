@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from pywats_client.converters import ConverterManager
@@ -551,6 +552,30 @@ def test_batch_journal_tolerates_a_torn_last_line(tmp_path: Path) -> None:
     handle.write_bytes(b'{"fil')  # crash mid-first-line: nothing to blame
     [batch] = journal.pending()
     assert batch.files == [] and batch.aborted
+
+
+@pytest.mark.skipif(not hasattr(psutil.Process, "num_fds"), reason="POSIX fd count")
+def test_marks_share_one_open_journal_which_end_and_abort_close(tmp_path: Path) -> None:
+    journal = BatchJournal(tmp_path)
+    a, b = (SourceFile(tmp_path / n, tmp_path, tmp_path / "D", tmp_path / "E", 1, 2) for n in "ab")
+    fds = psutil.Process().num_fds()
+    handle = journal.begin([a, b])
+    journal.mark(handle, a.path, "start")
+    journal.mark(handle, a.path, "end")
+    journal.mark(handle, b.path, "start")
+    [batch] = journal.pending()  # readable at once: what a crash would leave
+    assert batch.started == {str(a.path), str(b.path)} and batch.ended == {str(a.path)}
+    journal.end(handle)
+    assert not handle.exists() and psutil.Process().num_fds() == fds
+    journal.mark(handle, b.path, "end")  # an abandoned converter's late mark: dropped
+    assert not handle.exists() and psutil.Process().num_fds() == fds
+
+    handle = journal.begin([a])
+    journal.mark(handle, a.path, "start")
+    journal.abort(handle)  # a stop while converting: the journal stays, its fd does not
+    assert psutil.Process().num_fds() == fds
+    [batch] = journal.pending()
+    assert batch.aborted and batch.started == {str(a.path)}
 
 
 def test_crash_counts_count_each_journal_once(tmp_path: Path) -> None:

@@ -175,6 +175,35 @@ def test_one_backup_rotates_over_the_old_one(tmp_path: Path) -> None:
     assert log_file.stat().st_size <= 2000
 
 
+def test_rotation_counts_what_the_log_held_before_the_station_started(tmp_path: Path) -> None:
+    log_file = tmp_path / "logs" / "a.log"
+    log_file.parent.mkdir()
+    log_file.write_text("an earlier run\n" + "y" * 1900 + "\n", encoding="utf-8")
+    configure_logging(level="INFO", log_file=log_file, max_bytes=2000, backups=2)
+    logging.getLogger("pywats_client.test").info("first line of this run %s", "x" * 100)
+    assert "an earlier run" in (tmp_path / "logs" / "a.log.1").read_text(encoding="utf-8")
+    assert "first line of this run" in log_file.read_text(encoding="utf-8")
+
+
+def test_a_log_file_that_is_not_a_regular_file_is_never_rotated(tmp_path: Path) -> None:
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("needs a named pipe")
+    pipe = tmp_path / "logs" / "pipe.log"
+    pipe.parent.mkdir()
+    os.mkfifo(pipe)
+    reader = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)  # so the handler can open it
+    try:
+        configure_logging(level="INFO", log_file=pipe, max_bytes=100, backups=2)
+        log = logging.getLogger("pywats_client.test")
+        for i in range(5):
+            log.info("line %d %s", i, "x" * 40)
+            os.read(reader, 65536)
+        assert sorted(p.name for p in pipe.parent.iterdir()) == ["pipe.log"]
+    finally:
+        configure_logging(level="INFO", log_file=None)
+        os.close(reader)
+
+
 def test_no_backups_means_no_rotation(tmp_path: Path) -> None:
     log_file, _ = _rotating_log(tmp_path, backups=0, lines=150)
     assert [p.name for p in log_file.parent.iterdir()] == ["a.log"]

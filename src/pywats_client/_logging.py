@@ -18,6 +18,7 @@ import json
 import logging
 import logging.handlers
 import os
+import stat
 import sys
 import threading
 import time
@@ -171,11 +172,34 @@ class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
 
     ROLLOVER_RETRY = 30.0
     _rollover_blocked_until = 0.0
+    #: Characters in the live log, counted here: the standard check stats the
+    #: file twice and seeks per record, each a wait for the interpreter lock
+    #: again in a busy station's converter threads.
+    _size = 0
+    _regular = True  # never rotate a device or pipe (bpo-45401)
+    _formatted: tuple[logging.LogRecord, str] | None = None
 
     def shouldRollover(self, record: logging.LogRecord) -> bool:
-        if self.backupCount <= 0 or time.monotonic() < self._rollover_blocked_until:
+        if self.backupCount <= 0 or self.maxBytes <= 0 or not self._regular:
             return False
-        return bool(super().shouldRollover(record))
+        if time.monotonic() < self._rollover_blocked_until:
+            return False
+        if self.stream is None:
+            self.stream = self._open()
+        return self._size + len(self.format(record)) + 1 >= self.maxBytes
+
+    def emit(self, record: logging.LogRecord) -> None:
+        super().emit(record)
+        self._size += len(self.format(record)) + 1
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Formatted once per record (the rollover check and the write both need it)."""
+        last = self._formatted
+        if last is not None and last[0] is record:
+            return last[1]
+        text = super().format(record)
+        self._formatted = (record, text)
+        return text
 
     def doRollover(self) -> None:
         if self.stream:
@@ -222,6 +246,8 @@ class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
     def _open(self) -> io.TextIOWrapper:
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0)
         fd = os.open(self.baseFilename, flags, OWNER_ONLY_FILE)
+        found = os.fstat(fd)
+        self._size, self._regular = found.st_size, stat.S_ISREG(found.st_mode)
         return io.TextIOWrapper(
             io.FileIO(fd, "a"), encoding=self.encoding or "utf-8", errors=self.errors
         )

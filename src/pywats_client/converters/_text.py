@@ -76,7 +76,7 @@ def read_head(path: Path, size: int) -> bytes:
     data = _served(path)
     if data is not None:
         return data if size < 0 else data[:size]
-    with path.open("rb") as handle:
+    with path.open("rb", buffering=0) as handle:  # read in our blocks: no buffer to set up
         return handle.read(size)
 
 
@@ -94,7 +94,7 @@ def read_bounded(path: Path, limit: int) -> bytes:
         return data
     blocks: list[bytes] = []
     total = 0
-    with path.open("rb") as handle:
+    with path.open("rb", buffering=0) as handle:  # read in our blocks: no buffer to set up
         while total <= limit:
             block = handle.read(min(_BLOCK, limit + 1 - total))
             if not block:

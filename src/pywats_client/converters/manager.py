@@ -24,6 +24,7 @@ import functools
 import hashlib
 import logging
 import math
+import stat as stat_module
 import sys
 import threading
 import traceback
@@ -512,7 +513,7 @@ class ConverterManager:
             raise ConversionError(f"{path}: file not found", file=path) from None
         except OSError as exc:
             raise ConversionError(f"{path}: cannot be read ({exc.strerror})", file=path) from None
-        if not path.is_file():
+        if not stat_module.S_ISREG(stat.st_mode):
             raise ConversionError(f"{path}: not a regular file", file=path)
         if stat.st_size > self._max_file_size:
             raise ConversionError(

@@ -78,6 +78,10 @@ def source_from_dict(data: dict[str, Any]) -> SourceFile:
     )
 
 
+def _line(record: dict[str, Any]) -> bytes:
+    return (json.dumps(record, separators=(",", ":")) + "\n").encode("utf-8")
+
+
 def _append_line(path: Path, record: dict[str, Any], *, create: bool = False) -> None:
     """Append one JSON line and fsync the file (owner-only when created)."""
     flags = os.O_WRONLY | os.O_APPEND | getattr(os, "O_BINARY", 0)
@@ -85,26 +89,10 @@ def _append_line(path: Path, record: dict[str, Any], *, create: bool = False) ->
         flags |= os.O_CREAT
     fd = os.open(path, flags, 0o600)
     try:
-        os.write(fd, (json.dumps(record, separators=(",", ":")) + "\n").encode("utf-8"))
+        os.write(fd, _line(record))
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _append_unsynced(path: Path, record: dict[str, Any]) -> None:
-    """Append one JSON line to an existing file, no fsync; failures are ignored.
-
-    For marks that only have to outlive a killed process (the page cache does).
-    A missing file (the batch already ended) or a full disk loses the mark, which
-    at worst blames no file for a crash.
-    """
-    line = (json.dumps(record, separators=(",", ":")) + "\n").encode("utf-8")
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_BINARY", 0))
-        try:
-            os.write(fd, line)
-        finally:
-            os.close(fd)
 
 
 def _read_lines(path: Path) -> list[dict[str, Any]]:
@@ -157,6 +145,10 @@ class BatchJournal:
         # Converter threads and the loop append to one journal: one writer at a time
         # (O_APPEND is not atomic between threads on Windows).
         self._lock = threading.Lock()
+        #: The open journal of each batch being converted, for its marks: opened
+        #: once, not per mark (every open and close makes a converter thread wait
+        #: for the interpreter lock again). Closed before the journal is removed.
+        self._mark_fds: dict[Path, int] = {}
 
     def begin(self, files: Sequence[SourceFile], *, recovering: bool = False) -> Path:
         """Record ``files`` before converting them (fsync'd); returns the journal."""
@@ -178,16 +170,27 @@ class BatchJournal:
     def converted(self, journal: Path, outcomes: dict[Path, str]) -> None:
         """The batch's reports are durable in the queue; ``outcomes`` per source path."""
         with self._lock:
+            self._close_marks(journal)
             _append_line(journal, {"outcomes": {str(p): v for p, v in outcomes.items()}})
 
     def mark(self, journal: Path, path: Path, event: Literal["start", "end"]) -> None:
-        """``path`` enters (``start``) or leaves (``end``) its converter; never raises."""
-        with self._lock:
-            _append_unsynced(journal, {event: str(path)})
+        """``path`` enters (``start``) or leaves (``end``) its converter; never raises.
+
+        No fsync: a mark only has to outlive a killed process (the page cache
+        does). A journal already ended (a late mark of an abandoned converter)
+        or a full disk loses the mark, which at worst blames no file for a crash.
+        """
+        with self._lock, contextlib.suppress(OSError):
+            fd = self._mark_fds.get(journal)
+            if fd is None:
+                flags = os.O_WRONLY | os.O_APPEND | getattr(os, "O_BINARY", 0)
+                fd = self._mark_fds[journal] = os.open(journal, flags)
+            os.write(fd, _line({event: str(path)}))
 
     def abort(self, journal: Path) -> None:
         """The batch was interrupted by a graceful stop: no file is to blame."""
         with self._lock, contextlib.suppress(OSError):
+            self._close_marks(journal)
             _append_line(journal, {"aborted": True})
 
     def end(self, journal: Path) -> None:
@@ -199,10 +202,17 @@ class BatchJournal:
         abandoned converter thread's ``mark`` from holding it open meanwhile.
         """
         with self._lock:
+            self._close_marks(journal)
             try:
                 remove_file(journal)
             except OSError as exc:
                 log.warning("could not remove the finished batch journal %s: %s", journal, exc)
+
+    def _close_marks(self, journal: Path) -> None:
+        fd = self._mark_fds.pop(journal, None)
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def pending(self) -> list[JournalBatch]:
         """Batches left behind by a previous run, oldest first."""
