@@ -573,6 +573,7 @@ def test_marks_share_one_open_journal_which_end_and_abort_close(tmp_path: Path) 
     handle = journal.begin([a])
     journal.mark(handle, a.path, "start")
     journal.abort(handle)  # a stop while converting: the journal stays, its fd does not
+    journal.mark(handle, a.path, "end")  # a converter still running: not opened again
     assert psutil.Process().num_fds() == fds
     [batch] = journal.pending()
     assert batch.aborted and batch.started == {str(a.path)}

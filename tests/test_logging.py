@@ -204,6 +204,32 @@ def test_a_log_file_that_is_not_a_regular_file_is_never_rotated(tmp_path: Path) 
         os.close(reader)
 
 
+def test_rotation_counts_bytes_of_text_that_is_not_ascii(tmp_path: Path) -> None:
+    log_file, _ = _rotating_log(tmp_path, backups=2, lines=0)
+    log = logging.getLogger("pywats_client.test")
+    for i in range(60):
+        log.info("line %d: Prüfstand 測試站 %s", i, "ß" * 20)
+    assert (tmp_path / "logs" / "a.log.1").exists()
+    for path in (log_file, tmp_path / "logs" / "a.log.1"):
+        assert path.stat().st_size <= 2000
+
+
+def test_a_log_call_with_bad_arguments_never_raises_into_the_station(tmp_path: Path) -> None:
+    log_file, _ = _rotating_log(tmp_path, backups=2, lines=1)
+    [handler] = [
+        h
+        for h in logging.getLogger().handlers
+        if isinstance(h, _logging._PrivateRotatingFileHandler)
+    ]
+
+    def record(msg: str, *args: object) -> logging.LogRecord:
+        return logging.LogRecord("pywats_client.test", logging.INFO, __file__, 1, msg, args, None)
+
+    handler.handle(record("a count: %d", "not a number"))  # handleError reports it
+    handler.handle(record("after it"))
+    assert "after it" in log_file.read_text(encoding="utf-8")
+
+
 def test_no_backups_means_no_rotation(tmp_path: Path) -> None:
     log_file, _ = _rotating_log(tmp_path, backups=0, lines=150)
     assert [p.name for p in log_file.parent.iterdir()] == ["a.log"]

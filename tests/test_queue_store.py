@@ -291,6 +291,41 @@ def test_the_last_flush_at_stop_leaves_no_spare_files(tmp_path: Path) -> None:
     assert [item.report for item in claim_all(store)] == [new_report(4).report]
 
 
+def test_a_flush_that_ends_after_the_last_one_at_stop_keeps_no_spares(tmp_path: Path) -> None:
+    store = QueueStore(tmp_path / "q")
+    store.enqueue([new_report(n) for n in range(2)])
+    first, second = claim_all(store)
+    store.complete(first)
+    store.complete(second)
+    late = store._trash.pop()  # a flusher thread took this before the stop, and is slow
+    store.flush(keep_spares=False)  # the last flush at stop
+    store._trash.append(late)  # ... and it finishes now
+    store.flush()
+    assert files_in(store.tmp_dir) == []
+    store.enqueue([new_report(3)])  # a new file, not one of the deleted
+    assert len(files_in(store.pending_dir)) == 1
+
+
+@pytest.mark.skipif(not IS_POSIX, reason="POSIX permissions and hard links")
+def test_a_spare_with_other_permissions_or_a_second_name_is_not_overwritten(
+    tmp_path: Path,
+) -> None:
+    store = QueueStore(tmp_path / "q")
+    store.enqueue([new_report(n) for n in range(2)])
+    for item in claim_all(store):
+        store.complete(item)
+    store.flush()
+    shared, elsewhere = sorted(store.tmp_dir.iterdir())
+    shared.chmod(0o644)  # say, a queue file an operator copied in
+    os.link(elsewhere, tmp_path / "other-name")
+    kept = (tmp_path / "other-name").read_bytes()
+    store.enqueue([new_report(5), new_report(6)])
+    assert files_in(store.tmp_dir) == []  # both dropped, not reused
+    assert (tmp_path / "other-name").read_bytes() == kept
+    for item in claim_all(store):
+        assert stat.S_IMODE((store.pending_dir / item.name).stat().st_mode) == 0o600
+
+
 _KILL_WHILE_OVERWRITING_A_SPARE = """
 import os, signal, sys
 from pathlib import Path

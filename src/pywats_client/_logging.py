@@ -186,11 +186,15 @@ class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
             return False
         if self.stream is None:
             self.stream = self._open()
-        return self._size + len(self.format(record)) + 1 >= self.maxBytes
+        return self._size + self._bytes_of(self.format(record)) >= self.maxBytes
 
     def emit(self, record: logging.LogRecord) -> None:
-        super().emit(record)
-        self._size += len(self.format(record)) + 1
+        try:
+            super().emit(record)  # a record that cannot be formatted goes to handleError
+            if self._formatted is not None and self._formatted[0] is record:
+                self._size += self._bytes_of(self._formatted[1])
+        finally:
+            self._formatted = None  # hold no record (its arguments, a traceback) past this
 
     def format(self, record: logging.LogRecord) -> str:
         """Formatted once per record (the rollover check and the write both need it)."""
@@ -200,6 +204,14 @@ class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
         text = super().format(record)
         self._formatted = (record, text)
         return text
+
+    def _bytes_of(self, text: str) -> int:
+        """What writing ``text`` and its line end adds to the file."""
+        line = text + self.terminator
+        size = len(line)
+        if not line.isascii():
+            size = len(line.encode(self.encoding or "utf-8", self.errors or "strict"))
+        return size + line.count("\n") * (len(os.linesep) - 1)  # "\r\n" on Windows
 
     def doRollover(self) -> None:
         if self.stream:

@@ -76,7 +76,7 @@ def read_head(path: Path, size: int) -> bytes:
     data = _served(path)
     if data is not None:
         return data if size < 0 else data[:size]
-    with path.open("rb", buffering=0) as handle:  # read in our blocks: no buffer to set up
+    with path.open("rb") as handle:  # buffered: its read(size) returns size bytes unless EOF
         return handle.read(size)
 
 

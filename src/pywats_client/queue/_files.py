@@ -12,9 +12,10 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import stat
 from pathlib import Path
 
-from pywats_client._fsutil import OWNER_ONLY_FILE, TEMP_SUFFIX, remove_file
+from pywats_client._fsutil import _IS_WINDOWS, OWNER_ONLY_FILE, TEMP_SUFFIX, remove_file
 
 __all__ = ["remove_quietly", "sweep_temp_files", "write_temp"]
 
@@ -45,9 +46,24 @@ def write_temp(tmp_dir: Path, final_name: str, data: bytes, spare: Path | None =
         except OSError:  # swept or otherwise gone: a new file does as well
             remove_quietly(spare)
         else:
-            return _fill(spare, fd, data, truncate=True)
+            if _reusable(fd):
+                return _fill(spare, fd, data, truncate=True)
+            os.close(fd)
+            remove_quietly(spare)
     path = tmp_dir / f"{final_name}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
     return _fill(path, os.open(path, _OPEN_FLAGS, OWNER_ONLY_FILE), data, truncate=False)
+
+
+def _reusable(fd: int) -> bool:
+    """Only a file as the queue writes them: one name, and on POSIX ours and owner-only.
+
+    A queue file an operator copied in (other permissions) or linked elsewhere
+    must not pass its permissions or its other name on to a new report.
+    """
+    found = os.fstat(fd)
+    if not stat.S_ISREG(found.st_mode) or found.st_nlink != 1:
+        return False
+    return _IS_WINDOWS or (found.st_uid == os.geteuid() and not found.st_mode & 0o077)
 
 
 def _fill(path: Path, fd: int, data: bytes, *, truncate: bool) -> Path:

@@ -169,6 +169,9 @@ class QueueStore:
         self._synced = 0
         self._trash: list[Path] = []  # accepted reports waiting for flush() to delete them
         self._spares: list[Path] = []  # flushed trash, durably out of pending/, to overwrite
+        #: Set by the last flush at stop; a flush still running in another thread
+        #: then deletes its files too. The next complete() opens it again.
+        self._spares_closed = False
 
     # --- maintenance ------------------------------------------------------------
 
@@ -614,12 +617,13 @@ class QueueStore:
         """The server accepted ``item``: delete it (or archive it in ``sent/``).
 
         The file is renamed out of ``pending/`` at once (a cheap step, so the
-        queue's lock is held briefly) and deleted by the next :meth:`flush`,
-        which also makes the removal durable (the uploader flushes twice a
-        second). A power cut before that only means the report is sent again,
-        under the same id, which the server replaces. After 1,000 removals
-        without a flush it flushes itself, unless ``flush_when_full`` is False
-        (an event loop: that fsync is its flusher's job).
+        queue's lock is held briefly); the next :meth:`flush` makes the removal
+        durable (the uploader flushes twice a second) and then deletes the file
+        or keeps it for a new report to overwrite. A power cut before that only
+        means the report is sent again, under the same id, which the server
+        replaces. After 1,000 removals without a flush it flushes itself,
+        unless ``flush_when_full`` is False (an event loop: that fsync is its
+        flusher's job).
         """
         source = self.pending_dir / item.name
         if self.archive_sent:
@@ -636,16 +640,19 @@ class QueueStore:
             self._claimed.pop(item.name, None)
             self._pending = max(0, self._pending - 1)
             self._changes += 1
+            self._spares_closed = False
             overflowing = len(self._trash) >= _MAX_TRASH
         if overflowing and flush_when_full:
             self.flush()
 
     def flush(self, *, keep_spares: bool = True) -> None:
-        """Make removals by :meth:`complete` durable (one folder fsync) and delete the files.
+        """Make removals by :meth:`complete` durable (one folder fsync), then reuse or delete.
 
-        Up to :data:`_MAX_SPARES` files are kept instead, for new reports to
-        overwrite (see :func:`write_temp`); ``keep_spares=False`` (at stop)
-        deletes those too, so a stopped station leaves no temp files.
+        Up to :data:`_MAX_SPARES` of the removed files are kept, for new reports
+        to overwrite (see :func:`write_temp`), the rest deleted.
+        ``keep_spares=False`` (the last flush at stop) deletes the kept ones too,
+        and so does every flush after it until a report is completed again: a
+        stopped station leaves no temp files.
         """
         with self._lock:
             trash, self._trash = self._trash, []
@@ -654,7 +661,8 @@ class QueueStore:
         if self._synced < self._changes:
             self._group_sync(self._changes)
         with self._lock:  # their removal from pending/ is durable now: safe to overwrite
-            if keep_spares:
+            self._spares_closed = self._spares_closed or not keep_spares
+            if not self._spares_closed:
                 kept = max(0, _MAX_SPARES - len(self._spares))
                 self._spares += trash[:kept]
                 trash = trash[kept:]
@@ -784,7 +792,7 @@ class QueueStore:
 
     def _take_spare(self) -> Path | None:
         with self._lock:
-            return self._spares.pop() if self._spares else None
+            return self._spares.pop() if self._spares and not self._spares_closed else None
 
     def _group_sync(self, change: int) -> None:
         """fsync ``pending/`` (and ``sent/``) once for every change up to ``change``."""

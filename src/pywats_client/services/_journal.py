@@ -149,6 +149,8 @@ class BatchJournal:
         #: once, not per mark (every open and close makes a converter thread wait
         #: for the interpreter lock again). Closed before the journal is removed.
         self._mark_fds: dict[Path, int] = {}
+        #: Aborted batches (a stop): a late mark must not open them again.
+        self._aborted: set[Path] = set()
 
     def begin(self, files: Sequence[SourceFile], *, recovering: bool = False) -> Path:
         """Record ``files`` before converting them (fsync'd); returns the journal."""
@@ -182,6 +184,8 @@ class BatchJournal:
         """
         with self._lock, contextlib.suppress(OSError):
             fd = self._mark_fds.get(journal)
+            if fd is None and journal in self._aborted:
+                return
             if fd is None:
                 flags = os.O_WRONLY | os.O_APPEND | getattr(os, "O_BINARY", 0)
                 fd = self._mark_fds[journal] = os.open(journal, flags)
@@ -191,6 +195,7 @@ class BatchJournal:
         """The batch was interrupted by a graceful stop: no file is to blame."""
         with self._lock, contextlib.suppress(OSError):
             self._close_marks(journal)
+            self._aborted.add(journal)
             _append_line(journal, {"aborted": True})
 
     def end(self, journal: Path) -> None:
@@ -203,6 +208,7 @@ class BatchJournal:
         """
         with self._lock:
             self._close_marks(journal)
+            self._aborted.discard(journal)
             try:
                 remove_file(journal)
             except OSError as exc:
