@@ -172,7 +172,7 @@ class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
 
     ROLLOVER_RETRY = 30.0
     _rollover_blocked_until = 0.0
-    #: Characters in the live log, counted here: the standard check stats the
+    #: Bytes in the live log, counted here: the standard check stats the
     #: file twice and seeks per record, each a wait for the interpreter lock
     #: again in a busy station's converter threads.
     _size = 0

@@ -792,7 +792,7 @@ class QueueStore:
 
     def _take_spare(self) -> Path | None:
         with self._lock:
-            return self._spares.pop() if self._spares and not self._spares_closed else None
+            return self._spares.pop() if self._spares else None  # none once closed
 
     def _group_sync(self, change: int) -> None:
         """fsync ``pending/`` (and ``sent/``) once for every change up to ``change``."""

@@ -184,9 +184,9 @@ class BatchJournal:
         """
         with self._lock, contextlib.suppress(OSError):
             fd = self._mark_fds.get(journal)
-            if fd is None and journal in self._aborted:
-                return
             if fd is None:
+                if journal in self._aborted:
+                    return
                 flags = os.O_WRONLY | os.O_APPEND | getattr(os, "O_BINARY", 0)
                 fd = self._mark_fds[journal] = os.open(journal, flags)
             os.write(fd, _line({event: str(path)}))

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import functools
 import logging
 import math
 import random
@@ -179,7 +178,7 @@ class QueueService:
         if self._helper is not None:
             await self._helper.close()
         with contextlib.suppress(OSError):
-            await asyncio.to_thread(functools.partial(self._store.flush, keep_spares=False))
+            await asyncio.to_thread(self._store.flush, keep_spares=False)
         self._store.remove_listener(self._kick_threadsafe)
         if self._connection is not None:
             self._connection.remove_listener(self._on_connection)
