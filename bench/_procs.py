@@ -230,6 +230,18 @@ def write_stations(
     return registry, stations
 
 
+def _command() -> list[str]:
+    """The installed ``pywats-client`` script, as systemd runs it, else ``python -m``.
+
+    The two start differently: every process spawned by one started from the
+    script (each worker and upload helper) runs the script again on start.
+    """
+    script = Path(sys.executable).with_name(
+        "pywats-client.exe" if sys.platform == "win32" else "pywats-client"
+    )
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "pywats_client"]
+
+
 class ChildProcess:
     """A ``pywats-client`` command as a child process in its own process group."""
 
@@ -239,7 +251,7 @@ class ChildProcess:
         flags = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
         with open(log, "ab") as out:
             self.popen = subprocess.Popen(
-                [sys.executable, "-m", "pywats_client", *args],
+                [*_command(), *args],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -6,8 +6,9 @@ load their modules on first use, so a GUI can ``import pywats_client`` freely.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from pywats_client._lazy import lazy_exports
 from pywats_client._version import __version__
 
 if TYPE_CHECKING:
@@ -38,36 +39,24 @@ __all__ = [
     "list_instances",
 ]
 
-_LAZY = {
-    **dict.fromkeys(
-        (
-            "ControlRefused",
-            "ControlResult",
-            "ControlUnavailable",
-            "InstanceResult",
-            "SupervisorControl",
-            "SupervisorInfo",
-            "SupervisorNotRunning",
-            "UnknownInstance",
+__getattr__, __dir__ = lazy_exports(
+    globals(),
+    {
+        **dict.fromkeys(
+            (
+                "ControlRefused",
+                "ControlResult",
+                "ControlUnavailable",
+                "InstanceResult",
+                "SupervisorControl",
+                "SupervisorInfo",
+                "SupervisorNotRunning",
+                "UnknownInstance",
+            ),
+            "pywats_client.control",
         ),
-        "pywats_client.control",
-    ),
-    "InstanceState": "pywats_client.supervisor",
-    "InstanceStatus": "pywats_client.supervisor",
-    "list_instances": "pywats_client.supervisor",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'pywats_client' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+        "InstanceState": "pywats_client.supervisor",
+        "InstanceStatus": "pywats_client.supervisor",
+        "list_instances": "pywats_client.supervisor",
+    },
+)

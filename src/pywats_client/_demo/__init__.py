@@ -10,8 +10,9 @@ the interface. Names load on first use, so the supervisor child
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from pywats_client._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from pywats_client._demo._run import Demo, DemoOptions, run_demo
@@ -19,18 +20,12 @@ if TYPE_CHECKING:
 
 __all__ = ["Demo", "DemoOptions", "DemoSummary", "run_demo"]
 
-_LAZY = {
-    "Demo": "_run",
-    "DemoOptions": "_run",
-    "run_demo": "_run",
-    "DemoSummary": "_summary",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(
+    globals(),
+    {
+        "Demo": "pywats_client._demo._run",
+        "DemoOptions": "pywats_client._demo._run",
+        "run_demo": "pywats_client._demo._run",
+        "DemoSummary": "pywats_client._demo._summary",
+    },
+)

@@ -6,8 +6,9 @@ the services, converters and queue, which tools reading only a config need not.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from pywats_client._lazy import lazy_exports
 from pywats_client.core.config import TOKEN_ENV_VAR, ClientConfig, PostAction, RetryPolicy
 from pywats_client.core.registry import InstanceEntry, Registry, SupervisorSettings
 from pywats_client.core.snapshot import ClientSnapshot
@@ -28,14 +29,7 @@ __all__ = [
     "acquire_instance_lock",
 ]
 
-_LAZY = {"WATSClient", "acquire_instance_lock"}
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'pywats_client.core' has no attribute {name!r}")
-    from pywats_client.core import client
-
-    value = getattr(client, name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(
+    globals(),
+    dict.fromkeys(("WATSClient", "acquire_instance_lock"), "pywats_client.core.client"),
+)

@@ -9,8 +9,9 @@ start (and send its first heartbeat) quickly.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from pywats_client._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from pywats_client.supervisor._states import EXIT_CONFIG, EXIT_LOCKED, State
@@ -37,28 +38,20 @@ __all__ = [
     "status_report",
 ]
 
-_LAZY = {
-    "EXIT_CONFIG": ("_states", "EXIT_CONFIG"),
-    "EXIT_LOCKED": ("_states", "EXIT_LOCKED"),
-    "State": ("_states", "State"),
-    "InstanceState": ("_states", "State"),
-    "InstanceStatus": ("_status", "InstanceStatus"),
-    "StatusReport": ("_status", "StatusReport"),
-    "SupervisorStatus": ("_status", "SupervisorStatus"),
-    "list_instances": ("_status", "list_instances"),
-    "status_report": ("_status", "status_report"),
-    "Supervisor": ("_supervisor", "Supervisor"),
-}
-
-
-def __getattr__(name: str) -> Any:
-    target = _LAZY.get(name)
-    if target is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{target[0]}"), target[1])
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+_STATES = "pywats_client.supervisor._states"
+_STATUS = "pywats_client.supervisor._status"
+__getattr__, __dir__ = lazy_exports(
+    globals(),
+    {
+        "EXIT_CONFIG": _STATES,
+        "EXIT_LOCKED": _STATES,
+        "State": _STATES,
+        "InstanceState": f"{_STATES}:State",
+        "InstanceStatus": _STATUS,
+        "StatusReport": _STATUS,
+        "SupervisorStatus": _STATUS,
+        "list_instances": _STATUS,
+        "status_report": _STATUS,
+        "Supervisor": "pywats_client.supervisor._supervisor",
+    },
+)
