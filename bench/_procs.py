@@ -231,15 +231,14 @@ def write_stations(
 
 
 def _command() -> list[str]:
-    """The installed ``pywats-client`` script, as systemd runs it, else ``python -m``.
-
-    The two start differently: every process spawned by one started from the
-    script (each worker and upload helper) runs the script again on start.
-    """
-    script = Path(sys.executable).with_name(
-        "pywats-client.exe" if sys.platform == "win32" else "pywats-client"
-    )
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "pywats_client"]
+    """``pywats-client`` as production starts it: the installed script, as the systemd
+    unit does, on POSIX (each process a supervisor spawns runs the script again);
+    ``python -m pywats_client``, as the Windows service recipes do, on Windows or
+    where no script is installed."""
+    script = Path(sys.executable).with_name("pywats-client")
+    if sys.platform != "win32" and script.is_file():
+        return [str(script)]
+    return [sys.executable, "-m", "pywats_client"]
 
 
 class ChildProcess:

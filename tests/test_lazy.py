@@ -45,13 +45,14 @@ def test_an_unknown_name_says_which_module_lacks_it() -> None:
 
 def test_dir_lists_the_lazy_names_before_they_are_loaded() -> None:
     package = _package({"dumps": "json"})
+    package.__all__ = ["eager"]  # type: ignore[attr-defined]
     assert {"dumps", "eager"} <= set(dir(package))
 
 
 def test_spawned_processes_import_only_what_they_use(tmp_path: Path) -> None:
-    """Every worker and upload helper runs the ``pywats-client`` script again as its
-    ``__mp_main__`` (multiprocessing's spawn does), so what the script and the helper
-    import is paid once per process: neither the command's rich output nor the
+    """On POSIX, every worker and upload helper runs the ``pywats-client`` script again
+    as its ``__mp_main__`` (multiprocessing's spawn does), so what the script and the
+    helper import is paid once per process: neither the command's rich output nor the
     watcher and queue, which a helper never uses."""
     installed = Path(sys.executable).with_name(
         "pywats-client.exe" if sys.platform == "win32" else "pywats-client"

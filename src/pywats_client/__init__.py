@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pywats_client._lazy import lazy_exports
+from pywats_client import _lazy
 from pywats_client._version import __version__
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ __all__ = [
     "list_instances",
 ]
 
-__getattr__, __dir__ = lazy_exports(
+__getattr__, __dir__ = _lazy.lazy_exports(
     globals(),
     {
         **dict.fromkeys(

@@ -35,6 +35,6 @@ def lazy_exports(
         return value
 
     def __dir__() -> list[str]:
-        return sorted({*namespace, *namespace.get("__all__", ())})
+        return sorted({*namespace, *namespace.get("__all__", ()), *where})
 
     return __getattr__, __dir__

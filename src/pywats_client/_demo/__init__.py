@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pywats_client._lazy import lazy_exports
+from pywats_client import _lazy
 
 if TYPE_CHECKING:
     from pywats_client._demo._run import Demo, DemoOptions, run_demo
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Demo", "DemoOptions", "DemoSummary", "run_demo"]
 
-__getattr__, __dir__ = lazy_exports(
+__getattr__, __dir__ = _lazy.lazy_exports(
     globals(),
     {
         "Demo": "pywats_client._demo._run",

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import io
-import multiprocessing
 import os
 import sys
 from collections.abc import Sequence
@@ -77,7 +76,6 @@ def _escape_unencodable_output() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``pywats-client``; returns the process exit code."""
-    multiprocessing.freeze_support()  # a frozen (PyInstaller) exe re-enters here in workers
     _escape_unencodable_output()
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pywats_client._lazy import lazy_exports
+from pywats_client import _lazy
 from pywats_client.core.config import TOKEN_ENV_VAR, ClientConfig, PostAction, RetryPolicy
 from pywats_client.core.registry import InstanceEntry, Registry, SupervisorSettings
 from pywats_client.core.snapshot import ClientSnapshot
@@ -29,7 +29,7 @@ __all__ = [
     "acquire_instance_lock",
 ]
 
-__getattr__, __dir__ = lazy_exports(
+__getattr__, __dir__ = _lazy.lazy_exports(
     globals(),
     dict.fromkeys(("WATSClient", "acquire_instance_lock"), "pywats_client.core.client"),
 )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pywats_client._lazy import lazy_exports
+from pywats_client import _lazy
 
 if TYPE_CHECKING:
     from pywats_client.services.api_client import WATSApiClient
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ConnectionService", "FileWatcher", "QueueService", "WATSApiClient"]
 
-__getattr__, __dir__ = lazy_exports(
+__getattr__, __dir__ = _lazy.lazy_exports(
     globals(),
     {
         "ConnectionService": "pywats_client.services.connection",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pywats_client._lazy import lazy_exports
+from pywats_client import _lazy
 
 if TYPE_CHECKING:
     from pywats_client.supervisor._states import EXIT_CONFIG, EXIT_LOCKED, State
@@ -40,7 +40,7 @@ __all__ = [
 
 _STATES = "pywats_client.supervisor._states"
 _STATUS = "pywats_client.supervisor._status"
-__getattr__, __dir__ = lazy_exports(
+__getattr__, __dir__ = _lazy.lazy_exports(
     globals(),
     {
         "EXIT_CONFIG": _STATES,
