@@ -164,6 +164,18 @@ def test_sweep_removes_archive_temp_copies(tmp_path: Path) -> None:
     assert [p.name for p in done.iterdir()] == ["keep.json"]
 
 
+def test_sweep_removes_reason_temp_copies_only(tmp_path: Path) -> None:
+    error = tmp_path / "Error"
+    error.mkdir()
+    (error / f".a.json.error.txt.k3j9{TEMP_SUFFIX}").write_text("half a reason")
+    for name in ("a.json", "a.json.error.txt", f".d.zip.abc{TEMP_SUFFIX}"):
+        (error / name).write_text("x")
+    assert pa.sweep_reason_temps([error, error, tmp_path / "gone"]) == 1
+    assert sorted(p.name for p in error.iterdir()) == sorted(
+        ["a.json", "a.json.error.txt", f".d.zip.abc{TEMP_SUFFIX}"]
+    )
+
+
 # --- found in review -------------------------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from pywats_client._fsutil import TEMP_SUFFIX
 from tests._standin import StandinClient
 from tests.e2e._intake_support import RunProcess, write_config, write_result, wsjf
 from tests.helpers import wait_until
@@ -149,6 +150,59 @@ def test_kill_after_a_half_written_file_was_left_to_settle(
     assert "died while converting" not in log
 
 
+HANG_BEFORE_REASON_RENAME = """
+import importlib, pathlib, time
+_fs = importlib.import_module("pywats_client._fsutil")
+_replace = _fs.replace_file
+def _hang_before_reason(src, dst, *args, **kwargs):
+    if str(dst).endswith(".error.txt"):  # the reason is written, not yet renamed into place
+        pathlib.Path({flag!r}).write_text("reached")
+        time.sleep(3600)
+    return _replace(src, dst, *args, **kwargs)
+_fs.replace_file = _hang_before_reason
+"""
+
+
+def test_kill_while_the_reason_of_a_bad_file_is_written(
+    tmp_path: Path, standin: StandinClient
+) -> None:
+    """The reason's temp file is complete but not renamed when the worker dies: after
+    the restart the file is parked once, with its reason, and no temp file is left."""
+    station = tmp_path / "station"
+    flag = tmp_path / "reached"
+    config = write_config(station, standin)
+    (station / "in").mkdir(parents=True, exist_ok=True)
+    (station / "in" / "BAD-001.json").write_text('{"not": "a report"')
+    worker = RunProcess(config, prelude=HANG_BEFORE_REASON_RENAME.format(flag=str(flag)))
+    worker.start()
+    try:
+        wait_until(flag.exists, 30, message=lambda: f"reason rename reached; {worker.tail()}")
+        worker.kill()
+    finally:
+        worker.kill()
+    error = station / "in" / "Error"
+    assert [p.name for p in error.iterdir() if p.name.endswith(TEMP_SUFFIX)] != []
+    assert (station / "in" / "BAD-001.json").exists()  # not moved before its reason was there
+    final = RunProcess(config, name="final").start()
+    try:
+        wait_until(
+            lambda: (
+                sorted(p.name for p in error.iterdir())
+                == ["BAD-001.json", "BAD-001.json.error.txt"]
+            ),
+            30,
+            message=lambda: (
+                f"Error holds {sorted(p.name for p in error.iterdir())}; {final.tail()}"
+            ),
+        )
+        assert "BAD-001.json" in (error / "BAD-001.json.error.txt").read_text()
+        assert sorted(p.name for p in (station / "in").iterdir()) == ["Error"]
+        assert final.stop() == 0
+    finally:
+        final.kill()
+    assert standin.reports() == []
+
+
 GROW_WHILE_CONVERTED = """
 import importlib
 _manager = importlib.import_module("pywats_client.converters.manager")
@@ -247,3 +301,44 @@ def test_a_file_that_kills_the_worker_twice_is_quarantined(
         assert finish_and_check_quarantine.stop() == 0
     finally:
         finish_and_check_quarantine.kill()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the poison converter uses SIGKILL")
+def test_kill_while_the_reason_of_a_quarantined_file_is_written(
+    tmp_path: Path, standin: StandinClient
+) -> None:
+    """Quarantine writes its reason at start, after the batch journals are closed: a
+    kill there leaves a temp file only the crash counts still point to."""
+    station = tmp_path / "station"
+    flag = tmp_path / "reached"
+    config = write_config(station, standin)
+    (station / "converters").mkdir()
+    (station / "converters" / "poison.py").write_text(POISON)
+    (station / "in").mkdir(parents=True, exist_ok=True)
+    (station / "in" / "bad.poison").write_text("boom")
+    worker = RunProcess(config)
+    for _ in range(2):
+        worker.start()
+        assert worker.wait_exit(60) != 0, worker.tail()
+    hung = RunProcess(config, prelude=HANG_BEFORE_REASON_RENAME.format(flag=str(flag)))
+    hung.start()
+    try:
+        wait_until(flag.exists, 30, message=lambda: f"reason rename reached; {hung.tail()}")
+        hung.kill()
+    finally:
+        hung.kill()
+    error = station / "in" / "Error"
+    assert [p.name for p in error.iterdir() if p.name.endswith(TEMP_SUFFIX)] != []
+    final = RunProcess(config, name="final").start()
+    try:
+        wait_until(
+            lambda: (
+                sorted(p.name for p in error.iterdir()) == ["bad.poison", "bad.poison.error.txt"]
+            ),
+            30,
+            message=lambda: f"Error holds {sorted(p.name for p in error.iterdir())}",
+        )
+        assert "quarantined" in (error / "bad.poison.error.txt").read_text()
+        assert final.stop() == 0
+    finally:
+        final.kill()

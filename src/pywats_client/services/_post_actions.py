@@ -22,7 +22,7 @@ import tempfile
 import traceback
 import zipfile
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -50,6 +50,7 @@ __all__ = [
     "move_to_error",
     "relative_folder",
     "remove_marker",
+    "sweep_reason_temps",
     "sweep_zip_temps",
     "zip_sources",
 ]
@@ -247,12 +248,27 @@ def zip_sources(
     return archive
 
 
-def sweep_zip_temps(done_dirs: Sequence[Path]) -> int:
+def sweep_zip_temps(done_dirs: Iterable[Path]) -> int:
     """Remove archive temp copies a crash left in Done folders; returns how many."""
+    return _sweep_own_temps(done_dirs, ".zip.")
+
+
+def sweep_reason_temps(error_dirs: Iterable[Path]) -> int:
+    """Remove reason-file temp copies a crash left in Error folders; returns how many.
+
+    A worker killed while writing a reason leaves its temp file beside the
+    sources parked there (the source itself stays in the watch folder and is
+    parked again, with a new reason, after the restart).
+    """
+    return _sweep_own_temps(error_dirs, ".error.txt.")
+
+
+def _sweep_own_temps(folders: Iterable[Path], kind: str) -> int:
+    """Only the temp files this module writes there: ``.<name><kind>...<TEMP_SUFFIX>``."""
     removed = 0
-    for folder in dict.fromkeys(done_dirs):
+    for folder in dict.fromkeys(folders):
         for tmp in iter_temp_files(folder):
-            if tmp.name.startswith(".") and ".zip." in tmp.name:
+            if tmp.name.startswith(".") and kind in tmp.name:
                 with contextlib.suppress(OSError):
                     tmp.unlink()
                     removed += 1

@@ -45,6 +45,8 @@ from pywats_client.services._post_actions import (
     delete_source,
     move_to_done,
     move_to_error,
+    relative_folder,
+    sweep_reason_temps,
     sweep_zip_temps,
     zip_sources,
 )
@@ -848,9 +850,15 @@ class IntakePipeline:
         """
         assert self._crashes is not None and self._processed is not None
         sweep_zip_temps([root.done_dir for root in self.watcher.roots])
+        batches = self._journal.pending()
+        # A reason is written only for a file of an unfinished batch or a crash suspect:
+        # their Error folders are where a kill can have left one half-written.
+        unfinished = [s for batch in batches for s in batch.files]
+        unfinished += [src for src, _ in self._crashes.suspects()]
+        sweep_reason_temps(relative_folder(s, s.error_dir) for s in unfinished)
         redo: list[SourceFile] = []
         rerun: list[SourceFile] = []
-        for batch in self._journal.pending():
+        for batch in batches:
             if batch.outcomes is None and not batch.aborted:
                 alive = [s for s in batch.files if _unchanged(s)]
                 # In a redo after a crash, a file that left its converter is to blame
