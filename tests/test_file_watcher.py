@@ -735,8 +735,33 @@ def test_results_that_can_never_be_taken_are_noted_not_scanned(tmp_path: Path) -
     notes = {}
     found = list(scan_root(root, FilterRules(patterns=("*.json",)), [], notes))
     assert [p.name for p, _ in found] == ["r1.json"]
-    assert sorted(notes) == [watch / "gone.json", watch / "linked"]
+    assert sorted(notes) == [watch / "gone.json", watch / "linked", watch / "notes"]
     assert "watch_paths" in notes[watch / "linked"]
+    assert "'readme.txt'" in notes[watch / "notes"]  # scanned now: named as no pattern takes
+
+
+def test_files_no_pattern_takes_are_noted_by_folder(tmp_path: Path) -> None:
+    """A dropped file that is never taken must not vanish from sight: each folder that
+    holds some is noted (logged once while true), unless ignore_patterns explain them."""
+    config = make_config(tmp_path, file_patterns=["*.csv", "*.xml"])
+    watch = config.watch_dirs[0]
+    for name in ["r1.csv", "station7.log", "RESULT_DE.CSV", "x.tmp", ".hidden", "r2.csv.done"]:
+        (watch / name).write_text("x")
+    [root] = build_roots(config)
+    rules = FilterRules(patterns=("*.csv", "*.xml"), ignore=("*.tmp", ".*"), marker=".done")
+    notes: dict[Path, str] = {}
+    found = [p.name for p, _ in scan_root(root, rules, [], notes)]
+    assert found == ["r1.csv"]
+    if os.name == "nt":  # patterns ignore case there: RESULT_DE.CSV is taken
+        return
+    [note] = notes.values()
+    assert note.startswith(f"{watch}: 2 file(s) whose names match none of file_patterns")
+    assert "(*.csv, *.xml)" in note and "ignore_patterns" in note
+    assert "case-sensitive" not in rules.unmatched_note(watch, 1, "station7.log")
+    assert "case-sensitive" in rules.unmatched_note(watch, 1, "RESULT_DE.CSV")
+    notes.clear()
+    list(scan_root(root, FilterRules(patterns=("*",)), [], notes))  # the default takes all
+    assert notes == {}
 
 
 def test_a_result_in_an_unwatched_sub_folder_is_logged_once_while_it_is_there(

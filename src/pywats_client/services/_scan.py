@@ -92,6 +92,29 @@ class FilterRules:
             return False
         return self._taken is not None and self._taken.match(folded) is not None
 
+    def unmatched(self, name: str) -> bool:
+        """A name no pattern takes and nothing ignores on purpose: worth telling about."""
+        if self.marker and (
+            self.marked_name(name) is not None or _fold(name) == _fold(self.marker)
+        ):
+            return False
+        folded = os.path.normcase(name)
+        if self._ignored is not None and self._ignored.match(folded):
+            return False
+        return self._taken is None or self._taken.match(folded) is None
+
+    def unmatched_note(self, folder: Path, count: int, example: str) -> str:
+        """What to tell about ``count`` unmatched files in ``folder``, ``example`` one of them."""
+        patterns = ", ".join(self.patterns)
+        hint = ""
+        if any(fnmatch.fnmatchcase(example.lower(), p.lower()) for p in self.patterns):
+            hint = " (patterns are case-sensitive on this system: add the pattern in this case too)"
+        return (
+            f"{folder}: {count} file(s) whose names match none of file_patterns ({patterns}), "
+            f"such as {example!r}, are left alone{hint}; add a pattern that takes them, or "
+            "add them to ignore_patterns if they belong there"
+        )
+
 
 @dataclass(frozen=True)
 class WatchRoot:
@@ -178,8 +201,9 @@ def scan_root(
 
     Folders that cannot be listed are skipped and described in ``errors``.
     Results that are there but never taken (in a sub-folder that is not
-    watched, behind a link) are described in ``notes``, by folder or link: the
-    operator should hear of them, though they may be left there on purpose.
+    watched, behind a link, or named as no pattern takes and no ignore pattern
+    explains) are described in ``notes``, by folder or link: the operator should
+    hear of them, though they may be left there on purpose.
     """
     stack = [root.path]
     while stack:
@@ -195,7 +219,8 @@ def scan_root(
             if errors is not None:
                 errors.append(f"cannot list {folder}: {exc.strerror or exc}")
             continue
-        unwatched = 0
+        unwatched = unmatched = 0
+        example = ""
         for entry in entries:
             try:
                 if entry.is_dir(follow_symlinks=False):
@@ -212,10 +237,15 @@ def scan_root(
                         _note_link(root, Path(entry.path), rules, notes)
                     continue
                 if not rules.accepts(entry.name):
+                    if notes is not None and rules.unmatched(entry.name):
+                        unmatched += 1
+                        example = example or entry.name
                     continue
                 yield Path(entry.path), entry.stat()
             except FileNotFoundError:
                 continue
+        if unmatched and notes is not None:
+            notes[folder] = rules.unmatched_note(folder, unmatched, example)
 
 
 #: Sub-folders of a non-recursive watch folder looked into per scan, and entries
