@@ -438,6 +438,21 @@ def test_no_converter_is_a_conversion_error_listing_what_was_tried(tmp_path: Pat
     message = str(caught.value)
     assert "no converter accepts" in message
     assert "wsjf (name does not match *.json, *.wsjf)" in message
+    assert "failed to load" not in message
+
+
+def test_no_converter_says_first_which_plugin_failed_to_load(tmp_path: Path) -> None:
+    """The author of a plugin with a typo is told to fix it, not to write a plugin."""
+    write_plugin(tmp_path / "converters", "tester_res.py", "class Res(BaseConverter:\n    pass\n")
+    manager = manager_for(tmp_path, builtins=True)
+    source = tmp_path / "board17.res"
+    source.write_text("#HEADER\nSerial;SN-1\n")
+    with pytest.raises(ConversionError) as caught:
+        manager.convert(source)
+    message = str(caught.value)
+    hint = message.split("Tried: ", 1)[1]
+    assert hint.index("Not tried, as it failed to load") < hint.index("add a converter plugin")
+    assert "tester_res.py: import failed: line 4: SyntaxError" in hint
 
 
 # --- what a converter may return ------------------------------------------------------

@@ -541,7 +541,7 @@ class ConverterManager:
             tried = "; ".join(f"{c.name} ({c.reason})" for c in candidates) or "none loaded"
             raise ConversionError(
                 f"{path.name}: no converter accepts this file. Tried: {tried}. "
-                f"{_no_converter_hint(path, candidates)}",
+                f"{_no_converter_hint(path, candidates, self._problems)}",
                 file=path,
             )
         name = chosen.name
@@ -604,9 +604,21 @@ def _first_line(doc: str | None) -> str:
     return (doc or "").strip().splitlines()[0] if (doc or "").strip() else ""
 
 
-def _no_converter_hint(path: Path, candidates: list[Candidate]) -> str:
-    """What to do when no converter accepts ``path``, from how each one answered."""
-    hints = ["Add a converter plugin for this format (docs/converters.md)"]
+def _no_converter_hint(
+    path: Path, candidates: list[Candidate], problems: Sequence[LoadProblem]
+) -> str:
+    """What to do when no converter accepts ``path``, from how each one answered.
+
+    A converter that failed to load was not tried at all: its author, editing it,
+    needs to hear that first, not to be told to write one.
+    """
+    hints: list[str] = []
+    unloaded = "; ".join(str(p) for p in problems if p.origin != "config")
+    if unloaded:
+        hints.append(f"Not tried, as it failed to load: {unloaded}")
+    hints.append(
+        f"{'add' if hints else 'Add'} a converter plugin for this format (docs/converters.md)"
+    )
     declined = [c.name for c in candidates if not c.reason.startswith(_NO_MATCH)]
     if declined:
         hints.append(
