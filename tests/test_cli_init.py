@@ -23,3 +23,18 @@ def test_init_takes_a_relative_watch_folder_from_where_it_runs(
     # stored as the folder it names, so status and logs show a path an operator recognises
     over = str(tmp_path.parent / "over" / "eol")
     assert written["watch_paths"] == [str(tmp_path / "in"), "D:\\Results", over]
+
+
+def test_init_never_overwrites_a_config_unless_told(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "st-1.json"
+    assert main(["init", "--config", str(config)]) == 0
+    config.write_text('{"instance_name": "edited by hand"}')
+    capsys.readouterr()
+    assert main(["init", "--config", str(config)]) == 2  # the command must change
+    err = capsys.readouterr().err
+    assert f"{config}: already exists" in err and "--force" in err
+    assert config.read_text() == '{"instance_name": "edited by hand"}'
+    assert main(["init", "--config", str(config), "--force"]) == 0
+    assert json.loads(config.read_text(encoding="utf-8"))["instance_name"] != "edited by hand"

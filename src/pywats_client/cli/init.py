@@ -8,7 +8,7 @@ import sys
 from pathlib import Path, PureWindowsPath
 from typing import Any
 
-from pywats_client.cli._output import EXIT_FAILED, EXIT_OK, console, error
+from pywats_client.cli._output import EXIT_OK, EXIT_USAGE, console, error
 from pywats_client.core.config import COMMENT_PREFIX, ClientConfig
 
 _COMMENTS = {
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     path: Path = args.config
     if path.exists() and not args.force:
         error(f"{path}: already exists", "pass --force to overwrite it, or choose another path")
-        return EXIT_FAILED
+        return EXIT_USAGE
     config = ClientConfig.from_dict(
         {
             **_COMMENTS,
