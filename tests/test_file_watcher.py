@@ -22,6 +22,7 @@ from watchdog.observers import Observer
 
 from pywats_client.core import ClientConfig
 from pywats_client.services import _scan
+from pywats_client.services import file_watcher as file_watcher_module
 from pywats_client.services._readiness import ProbeResult, ReadinessTracker, probe
 from pywats_client.services._scan import FilterRules, WatchRoot, build_roots, root_for, scan_root
 from pywats_client.services.file_watcher import FileWatcher, SourceFile
@@ -751,9 +752,10 @@ def test_files_no_pattern_takes_are_noted_by_folder(tmp_path: Path) -> None:
     rules = FilterRules(patterns=("*.csv", "*.xml"), ignore=("*.tmp", ".*"), marker=".done")
     notes: dict[Path, str] = {}
     found = [p.name for p, _ in scan_root(root, rules, [], notes)]
-    assert found == ["r1.csv"]
     if os.name == "nt":  # patterns ignore case there: RESULT_DE.CSV is taken
+        assert sorted(found) == ["RESULT_DE.CSV", "r1.csv"]
         return
+    assert found == ["r1.csv"]
     [note] = notes.values()
     assert note.startswith(f"{watch}: 2 file(s) whose names match none of file_patterns")
     assert "(*.csv, *.xml)" in note and "ignore_patterns" in note
@@ -765,8 +767,9 @@ def test_files_no_pattern_takes_are_noted_by_folder(tmp_path: Path) -> None:
 
 
 def test_a_result_in_an_unwatched_sub_folder_is_logged_once_while_it_is_there(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(file_watcher_module, "NOTE_FORGOTTEN_AFTER", 1)  # gone once: forgotten
     config = make_config(tmp_path)
     batch = config.watch_dirs[0] / "batch-7"
     batch.mkdir()
@@ -832,3 +835,33 @@ def test_done_or_error_folder_that_is_a_watch_folder_is_refused(
     with pytest.raises(ConfigError) as caught:
         build_roots(config)
     assert caught.value.key == key and "watch folder" in str(caught.value)
+
+
+def test_a_note_that_comes_and_goes_is_logged_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A tester's temp name no pattern covers, caught by some rescans and not others,
+    must not log a line each time it is caught (NOTE_FORGOTTEN_AFTER rescans away)."""
+    config = make_config(tmp_path, file_patterns=["*.csv"])
+    leftover = config.watch_dirs[0] / "run7.csv.inprogress"
+
+    async def body() -> None:
+        watcher = FileWatcher(config)
+        await watcher.start()
+        try:
+            with caplog.at_level(logging.WARNING, logger="pywats_client"):
+                for _ in range(3):
+                    leftover.write_text("x")
+                    await rescanned(watcher)
+                    leftover.unlink()
+                    await rescanned(watcher)
+                assert caplog.text.count("match none of file_patterns") == 1
+                for _ in range(file_watcher_module.NOTE_FORGOTTEN_AFTER):
+                    await rescanned(watcher)
+                leftover.write_text("x")
+                await rescanned(watcher)
+                assert caplog.text.count("match none of file_patterns") == 2
+        finally:
+            await watcher.stop()
+
+    run(body)

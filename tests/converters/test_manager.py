@@ -438,7 +438,7 @@ def test_no_converter_is_a_conversion_error_listing_what_was_tried(tmp_path: Pat
     message = str(caught.value)
     assert "no converter accepts" in message
     assert "wsjf (name does not match *.json, *.wsjf)" in message
-    assert "failed to load" not in message
+    assert "did not load" not in message
 
 
 def test_no_converter_says_first_which_plugin_failed_to_load(tmp_path: Path) -> None:
@@ -451,7 +451,8 @@ def test_no_converter_says_first_which_plugin_failed_to_load(tmp_path: Path) -> 
         manager.convert(source)
     message = str(caught.value)
     hint = message.split("Tried: ", 1)[1]
-    assert hint.index("Not tried, as it failed to load") < hint.index("add a converter plugin")
+    assert hint.index("Fix first what did not load") < hint.index("add a converter plugin")
+    assert "(1 problem(s)" in hint
     assert "tester_res.py: import failed: line 4: SyntaxError" in hint
 
 

@@ -163,16 +163,24 @@ _fs.replace_file = _hang_before_reason
 """
 
 
+@pytest.mark.parametrize(
+    ("name", "content", "settings"),
+    [
+        ("BAD-001.json", '{"not": "a report"', {}),  # converted in a batch, and failed
+        ("BIG-001.json", "x" * 100, {"max_file_size": 10}),  # refused before any batch
+    ],
+    ids=["conversion-failed", "refused-before-converting"],
+)
 def test_kill_while_the_reason_of_a_bad_file_is_written(
-    tmp_path: Path, standin: StandinClient
+    tmp_path: Path, standin: StandinClient, name: str, content: str, settings: dict[str, int]
 ) -> None:
     """The reason's temp file is complete but not renamed when the worker dies: after
     the restart the file is parked once, with its reason, and no temp file is left."""
     station = tmp_path / "station"
     flag = tmp_path / "reached"
-    config = write_config(station, standin)
+    config = write_config(station, standin, **settings)
     (station / "in").mkdir(parents=True, exist_ok=True)
-    (station / "in" / "BAD-001.json").write_text('{"not": "a report"')
+    (station / "in" / name).write_text(content)
     worker = RunProcess(config, prelude=HANG_BEFORE_REASON_RENAME.format(flag=str(flag)))
     worker.start()
     try:
@@ -182,20 +190,17 @@ def test_kill_while_the_reason_of_a_bad_file_is_written(
         worker.kill()
     error = station / "in" / "Error"
     assert [p.name for p in error.iterdir() if p.name.endswith(TEMP_SUFFIX)] != []
-    assert (station / "in" / "BAD-001.json").exists()  # not moved before its reason was there
+    assert (station / "in" / name).exists()  # not moved before its reason was there
     final = RunProcess(config, name="final").start()
     try:
         wait_until(
-            lambda: (
-                sorted(p.name for p in error.iterdir())
-                == ["BAD-001.json", "BAD-001.json.error.txt"]
-            ),
+            lambda: sorted(p.name for p in error.iterdir()) == [name, f"{name}.error.txt"],
             30,
             message=lambda: (
                 f"Error holds {sorted(p.name for p in error.iterdir())}; {final.tail()}"
             ),
         )
-        assert "BAD-001.json" in (error / "BAD-001.json.error.txt").read_text()
+        assert name in (error / f"{name}.error.txt").read_text()
         assert sorted(p.name for p in (station / "in").iterdir()) == ["Error"]
         assert final.stop() == 0
     finally:

@@ -609,13 +609,16 @@ def _no_converter_hint(
 ) -> str:
     """What to do when no converter accepts ``path``, from how each one answered.
 
-    A converter that failed to load was not tried at all: its author, editing it,
-    needs to hear that first, not to be told to write one.
+    A converter that did not load (a typo in its file, a wrong converter_path) was
+    not tried at all: its author, editing it, needs to hear that first, not to be
+    told to write one.
     """
     hints: list[str] = []
-    unloaded = "; ".join(str(p) for p in problems if p.origin != "config")
-    if unloaded:
-        hints.append(f"Not tried, as it failed to load: {unloaded}")
+    if problems:
+        hints.append(
+            f"Fix first what did not load, it was not tried ({len(problems)} problem(s), "
+            f"'pywats-client converters' lists them; the first: [{problems[0]}])"
+        )
     hints.append(
         f"{'add' if hints else 'Add'} a converter plugin for this format (docs/converters.md)"
     )

@@ -269,7 +269,7 @@ def _sweep_own_temps(folders: Iterable[Path], kind: str) -> int:
     for folder in dict.fromkeys(folders):
         for tmp in iter_temp_files(folder):
             if tmp.name.startswith(".") and kind in tmp.name:
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
+                with contextlib.suppress(OSError):  # held by a virus scanner: next start
+                    remove_file(tmp)
                     removed += 1
     return removed

@@ -206,6 +206,7 @@ def scan_root(
     hear of them, though they may be left there on purpose.
     """
     stack = [root.path]
+    noted_unmatched = 0
     while stack:
         folder = stack.pop()
         try:
@@ -244,13 +245,15 @@ def scan_root(
                 yield Path(entry.path), entry.stat()
             except FileNotFoundError:
                 continue
-        if unmatched and notes is not None:
+        if unmatched and notes is not None and noted_unmatched < _SUBFOLDERS_CHECKED:
+            noted_unmatched += 1
             notes[folder] = rules.unmatched_note(folder, unmatched, example)
 
 
 #: Sub-folders of a non-recursive watch folder looked into per scan, and entries
 #: read in each, for the note that results there are not taken (bounds on the
-#: cost of a folder that holds years of dated sub-folders full of other files).
+#: cost of a folder that holds years of dated sub-folders full of other files);
+#: also the most folders of one watch folder noted for files no pattern takes.
 _SUBFOLDERS_CHECKED = 20
 _ENTRIES_CHECKED = 100
 

@@ -66,6 +66,9 @@ _EVENT_FILTER: list[type[FileSystemEvent]] = [
 HINT_DEBOUNCE = 0.01
 #: Longest wait before rebuilding a dead observer again.
 _MAX_OBSERVER_BACKOFF = 60.0
+#: Rescans a note must stay away before it is logged again when it comes back: a
+#: file that comes and goes (a tester's temp name no pattern covers) logs once.
+NOTE_FORGOTTEN_AFTER = 10
 
 SkipFilter = Callable[[Path, int, int], bool]
 
@@ -201,7 +204,7 @@ class FileWatcher:
         self._rescan_due = 0.0
         self._problems: dict[str, str] = {}
         #: Results the last rescan saw but cannot take (sub-folders, links); logged once.
-        self._noted: set[Path] = set()
+        self._noted: dict[Path, int] = {}  # note -> rescans since last seen
         #: Distinct files found in the watch folders (each file counted once).
         self.files_seen = 0
         #: Times a dead observer thread was rebuilt.
@@ -411,7 +414,11 @@ class FileWatcher:
         for where, note in notes.items():
             if where not in self._noted:  # once while it stays true, not every rescan
                 log.warning("%s", note)
-        self._noted = set(notes)
+        self._noted = {
+            where: 0 if where in notes else gone + 1
+            for where, gone in self._noted.items()
+            if where in notes or gone + 1 < NOTE_FORGOTTEN_AFTER
+        } | dict.fromkeys(notes, 0)
         now = time.monotonic()
         for path, root, st in found:
             if path in self._claimed or path in self._tracker or path in moved:

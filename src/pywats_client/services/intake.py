@@ -851,11 +851,15 @@ class IntakePipeline:
         assert self._crashes is not None and self._processed is not None
         sweep_zip_temps([root.done_dir for root in self.watcher.roots])
         batches = self._journal.pending()
-        # A reason is written only for a file of an unfinished batch or a crash suspect:
-        # their Error folders are where a kill can have left one half-written.
+        # Where a kill can have left a reason half-written: the Error folder of each
+        # watch folder (files refused before converting are in no batch), and the
+        # sub-folders of files of an unfinished batch or a crash suspect.
         unfinished = [s for batch in batches for s in batch.files]
         unfinished += [src for src, _ in self._crashes.suspects()]
-        sweep_reason_temps(relative_folder(s, s.error_dir) for s in unfinished)
+        sweep_reason_temps(
+            [root.error_dir for root in self.watcher.roots]
+            + [relative_folder(s, s.error_dir) for s in unfinished]
+        )
         redo: list[SourceFile] = []
         rerun: list[SourceFile] = []
         for batch in batches:
