@@ -112,6 +112,16 @@ def run_cli(
     )
 
 
+def run_fresh(code: str) -> str:
+    """Run ``code`` in a fresh interpreter (what a new process imports and starts);
+    returns its stdout, and fails with its stderr if the code failed."""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
 def refuse_reading(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
     """Make ``path.read_text()`` fail as another user's file would (tests run as root)."""
     original = Path.read_text

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import types
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from pywats_client._lazy import lazy_exports
+from tests.helpers import run_fresh
 
 #: What pip writes as the ``pywats-client`` script (used when it is not installed).
 _SCRIPT = """import sys
@@ -69,7 +69,4 @@ def test_spawned_processes_import_only_what_they_use(tmp_path: Path) -> None:
         " 'pywats_client.queue', 'pywats_client.services.file_watcher') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert out.returncode == 0, out.stderr
+    run_fresh(code)

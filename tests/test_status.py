@@ -24,7 +24,7 @@ from pywats_client.errors import FatalError, RegistryError
 from pywats_client.supervisor import InstanceStatus, State, list_instances, status_report
 from pywats_client.supervisor._states import CONFIG_NOT_APPLIED
 from pywats_client.supervisor._statusfile import STATUS_NAME, read_status, write_status
-from tests.helpers import refuse_reading, run_cli, wait_until
+from tests.helpers import refuse_reading, run_cli, run_fresh, wait_until
 
 TOKEN = "c3VwZXItc2VjcmV0LXRva2Vu"
 
@@ -314,11 +314,7 @@ def test_package_exports_and_light_import() -> None:
         "assert not heavy, heavy\n"
         "print(pywats_client.__version__)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == pywats_client.__version__
+    assert run_fresh(code).strip() == pywats_client.__version__
 
 
 # --- the command -----------------------------------------------------------------------

@@ -118,7 +118,9 @@ class RunProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self._runs = 0
 
-    def start(self) -> RunProcess:
+    def start(self, *, wait: bool = True) -> RunProcess:
+        """Start the worker; ``wait`` until it runs (or exits). A test whose prelude
+        stops the worker before it runs (during recovery) waits for its own sign."""
         self._runs += 1
         code = (
             f"{self.prelude}\n"
@@ -141,6 +143,8 @@ class RunProcess:
             creationflags=flags,
         )
         log.close()
+        if not wait:
+            return self
         wait_until(
             lambda: (
                 self.proc is not None

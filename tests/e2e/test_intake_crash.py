@@ -41,6 +41,17 @@ setattr({where}, {name!r}, _hang)
 """
 
 
+def wait_for_contents(folder: Path, names: list[str], worker: RunProcess) -> None:
+    """Until ``folder`` holds exactly ``names`` (a temp file left over fails it)."""
+    wait_until(
+        lambda: sorted(p.name for p in folder.iterdir()) == sorted(names),
+        30,
+        message=lambda: (
+            f"{folder} holds {sorted(p.name for p in folder.iterdir())}; {worker.tail()}"
+        ),
+    )
+
+
 def drop_batch(station: Path) -> set[str]:
     sns = {f"CRASH-{n:03d}" for n in range(N)}
     for sn in sorted(sns):
@@ -163,6 +174,21 @@ _fs.replace_file = _hang_before_reason
 """
 
 
+def kill_at_reason_rename(config: Path, flag: Path) -> None:
+    """Run a worker until it is about to rename a reason into place, then kill it: the
+    reason's temp file is left in the Error folder."""
+    worker = RunProcess(
+        config, prelude=HANG_BEFORE_REASON_RENAME.format(flag=str(flag)), name="hung"
+    )
+    worker.start(wait=False)  # quarantine writes its reason before the worker runs
+    try:
+        wait_until(flag.exists, 30, message=lambda: f"reason rename reached; {worker.tail()}")
+    finally:
+        worker.kill()
+    error = config.parent / "in" / "Error"
+    assert [p.name for p in error.iterdir() if p.name.endswith(TEMP_SUFFIX)] != []
+
+
 @pytest.mark.parametrize(
     ("name", "content", "settings"),
     [
@@ -181,25 +207,12 @@ def test_kill_while_the_reason_of_a_bad_file_is_written(
     config = write_config(station, standin, **settings)
     (station / "in").mkdir(parents=True, exist_ok=True)
     (station / "in" / name).write_text(content)
-    worker = RunProcess(config, prelude=HANG_BEFORE_REASON_RENAME.format(flag=str(flag)))
-    worker.start()
-    try:
-        wait_until(flag.exists, 30, message=lambda: f"reason rename reached; {worker.tail()}")
-        worker.kill()
-    finally:
-        worker.kill()
+    kill_at_reason_rename(config, flag)
     error = station / "in" / "Error"
-    assert [p.name for p in error.iterdir() if p.name.endswith(TEMP_SUFFIX)] != []
     assert (station / "in" / name).exists()  # not moved before its reason was there
     final = RunProcess(config, name="final").start()
     try:
-        wait_until(
-            lambda: sorted(p.name for p in error.iterdir()) == [name, f"{name}.error.txt"],
-            30,
-            message=lambda: (
-                f"Error holds {sorted(p.name for p in error.iterdir())}; {final.tail()}"
-            ),
-        )
+        wait_for_contents(error, [name, f"{name}.error.txt"], final)
         assert name in (error / f"{name}.error.txt").read_text()
         assert sorted(p.name for p in (station / "in").iterdir()) == ["Error"]
         assert final.stop() == 0
@@ -325,24 +338,11 @@ def test_kill_while_the_reason_of_a_quarantined_file_is_written(
     for _ in range(2):
         worker.start()
         assert worker.wait_exit(60) != 0, worker.tail()
-    hung = RunProcess(config, prelude=HANG_BEFORE_REASON_RENAME.format(flag=str(flag)))
-    hung.start()
-    try:
-        wait_until(flag.exists, 30, message=lambda: f"reason rename reached; {hung.tail()}")
-        hung.kill()
-    finally:
-        hung.kill()
+    kill_at_reason_rename(config, flag)
     error = station / "in" / "Error"
-    assert [p.name for p in error.iterdir() if p.name.endswith(TEMP_SUFFIX)] != []
     final = RunProcess(config, name="final").start()
     try:
-        wait_until(
-            lambda: (
-                sorted(p.name for p in error.iterdir()) == ["bad.poison", "bad.poison.error.txt"]
-            ),
-            30,
-            message=lambda: f"Error holds {sorted(p.name for p in error.iterdir())}",
-        )
+        wait_for_contents(error, ["bad.poison", "bad.poison.error.txt"], final)
         assert "quarantined" in (error / "bad.poison.error.txt").read_text()
         assert final.stop() == 0
     finally:

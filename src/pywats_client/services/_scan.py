@@ -83,25 +83,23 @@ class FilterRules:
         return stem
 
     def accepts(self, name: str) -> bool:
-        if self.marker and (
-            self.marked_name(name) is not None or _fold(name) == _fold(self.marker)
-        ):
-            return False
-        folded = os.path.normcase(name)
-        if self._ignored is not None and self._ignored.match(folded):
-            return False
-        return self._taken is not None and self._taken.match(folded) is not None
+        return self._verdict(name) is True
 
     def unmatched(self, name: str) -> bool:
         """A name no pattern takes and nothing ignores on purpose: worth telling about."""
+        return self._verdict(name) is False
+
+    def _verdict(self, name: str) -> bool | None:
+        """``True`` taken, ``None`` ignored on purpose (a marker, ``ignore``), ``False``
+        no pattern takes it."""
         if self.marker and (
             self.marked_name(name) is not None or _fold(name) == _fold(self.marker)
         ):
-            return False
+            return None
         folded = os.path.normcase(name)
         if self._ignored is not None and self._ignored.match(folded):
-            return False
-        return self._taken is None or self._taken.match(folded) is None
+            return None
+        return self._taken is not None and self._taken.match(folded) is not None
 
     def unmatched_note(self, folder: Path, count: int, example: str) -> str:
         """What to tell about ``count`` unmatched files in ``folder``, ``example`` one of them."""
