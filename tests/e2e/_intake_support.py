@@ -145,14 +145,18 @@ class RunProcess:
         log.close()
         if not wait:
             return self
-        wait_until(
-            lambda: (
-                self.proc is not None
-                and (self.proc.poll() is not None or "running 'e2e-" in self.log())
-            ),
-            60,
-            message=lambda: f"worker start; log:\n{self.tail()}",
-        )
+        try:
+            wait_until(
+                lambda: (
+                    self.proc is not None
+                    and (self.proc.poll() is not None or "running 'e2e-" in self.log())
+                ),
+                60,
+                message=lambda: f"worker start; log:\n{self.tail()}",
+            )
+        except BaseException:
+            self.kill()  # a worker that never came up must not outlive its test
+            raise
         return self
 
     def log(self) -> str:
