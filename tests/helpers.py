@@ -112,6 +112,14 @@ def run_cli(
     )
 
 
+def installed_script() -> Path | None:
+    """The installed ``pywats-client`` script (as a user runs it), if there is one."""
+    script = Path(sys.executable).with_name(
+        "pywats-client.exe" if sys.platform == "win32" else "pywats-client"
+    )
+    return script if script.is_file() else None
+
+
 def run_fresh(code: str) -> str:
     """Run ``code`` in a fresh interpreter (what a new process imports and starts);
     returns its stdout, and fails with its stderr if the code failed."""

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pywats_client._lazy import lazy_exports
-from tests.helpers import run_fresh
+from tests.helpers import installed_script, run_fresh
 
 #: What pip writes as the ``pywats-client`` script (used when it is not installed).
 _SCRIPT = """import sys
@@ -54,10 +54,7 @@ def test_spawned_processes_import_only_what_they_use(tmp_path: Path) -> None:
     as its ``__mp_main__`` (multiprocessing's spawn does), so what the script and the
     helper import is paid once per process: neither the command's rich output nor the
     watcher and queue, which a helper never uses."""
-    installed = Path(sys.executable).with_name(
-        "pywats-client.exe" if sys.platform == "win32" else "pywats-client"
-    )
-    script = installed if installed.is_file() and sys.platform != "win32" else None
+    script = installed_script() if sys.platform != "win32" else None
     if script is None:
         script = tmp_path / "pywats-client"
         script.write_text(_SCRIPT)

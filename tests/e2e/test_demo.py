@@ -21,7 +21,7 @@ import psutil
 import pytest
 
 from tests.e2e._supervisor import clean_env
-from tests.helpers import wait_until
+from tests.helpers import installed_script, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -30,10 +30,8 @@ posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
 def demo_command(*args: str) -> list[str]:
     """The installed ``pywats-client`` script (as a user types it), else ``python -m``."""
-    script = Path(sys.executable).with_name(
-        "pywats-client.exe" if sys.platform == "win32" else "pywats-client"
-    )
-    if script.exists():
+    script = installed_script()
+    if script is not None:
         return [str(script), "demo", *args]
     return [sys.executable, "-m", "pywats_client", "demo", *args]
 

@@ -25,8 +25,9 @@ pytestmark = pytest.mark.e2e
 N = 12
 
 
-def hang_at(target: str, flag: Path) -> str:
-    """Prelude replacing ``module:attribute`` with a function that flags, then hangs."""
+def hang_at(target: str, flag: Path, when: str = "True") -> str:
+    """Prelude replacing ``module:attribute`` with a function that, on a call where
+    ``when`` (an expression over ``args``) holds, flags, then hangs; other calls run."""
     module, _, attribute = target.partition(":")
     owner, _, method = attribute.partition(".")
     where = f"_m.{owner}" if method else "_m"
@@ -34,9 +35,12 @@ def hang_at(target: str, flag: Path) -> str:
     return f"""
 import importlib, pathlib, time
 _m = importlib.import_module({module!r})
+_original = getattr({where}, {name!r})
 def _hang(*args, **kwargs):
-    pathlib.Path({str(flag)!r}).write_text("reached")
-    time.sleep(3600)  # the scenario: stuck right here until the test kills the worker
+    if {when}:
+        pathlib.Path({str(flag)!r}).write_text("reached")
+        time.sleep(3600)  # the scenario: stuck right here until the test kills the worker
+    return _original(*args, **kwargs)
 setattr({where}, {name!r}, _hang)
 """
 
@@ -161,25 +165,14 @@ def test_kill_after_a_half_written_file_was_left_to_settle(
     assert "died while converting" not in log
 
 
-HANG_BEFORE_REASON_RENAME = """
-import importlib, pathlib, time
-_fs = importlib.import_module("pywats_client._fsutil")
-_replace = _fs.replace_file
-def _hang_before_reason(src, dst, *args, **kwargs):
-    if str(dst).endswith(".error.txt"):  # the reason is written, not yet renamed into place
-        pathlib.Path({flag!r}).write_text("reached")
-        time.sleep(3600)
-    return _replace(src, dst, *args, **kwargs)
-_fs.replace_file = _hang_before_reason
-"""
-
-
 def kill_at_reason_rename(config: Path, flag: Path) -> None:
     """Run a worker until it is about to rename a reason into place, then kill it: the
     reason's temp file is left in the Error folder."""
-    worker = RunProcess(
-        config, prelude=HANG_BEFORE_REASON_RENAME.format(flag=str(flag)), name="hung"
+    # the reason is written, not yet renamed into place
+    prelude = hang_at(
+        "pywats_client._fsutil:replace_file", flag, when="str(args[1]).endswith('.error.txt')"
     )
+    worker = RunProcess(config, prelude=prelude, name="hung")
     worker.start(wait=False)  # quarantine writes its reason before the worker runs
     try:
         wait_until(flag.exists, 30, message=lambda: f"reason rename reached; {worker.tail()}")

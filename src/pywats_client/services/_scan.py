@@ -83,15 +83,11 @@ class FilterRules:
         return stem
 
     def accepts(self, name: str) -> bool:
-        return self._verdict(name) is True
+        return self.verdict(name) is True
 
-    def unmatched(self, name: str) -> bool:
-        """A name no pattern takes and nothing ignores on purpose: worth telling about."""
-        return self._verdict(name) is False
-
-    def _verdict(self, name: str) -> bool | None:
+    def verdict(self, name: str) -> bool | None:
         """``True`` taken, ``None`` ignored on purpose (a marker, ``ignore``), ``False``
-        no pattern takes it."""
+        no pattern takes it: worth telling about."""
         if self.marker and (
             self.marked_name(name) is not None or _fold(name) == _fold(self.marker)
         ):
@@ -235,8 +231,9 @@ def scan_root(
                     if notes is not None and entry.is_symlink():
                         _note_link(root, Path(entry.path), rules, notes)
                     continue
-                if not rules.accepts(entry.name):
-                    if notes is not None and rules.unmatched(entry.name):
+                verdict = rules.verdict(entry.name)
+                if verdict is not True:
+                    if verdict is False and notes is not None:
                         unmatched += 1
                         example = example or entry.name
                     continue

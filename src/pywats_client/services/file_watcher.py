@@ -415,9 +415,9 @@ class FileWatcher:
             if where not in self._noted:  # once while it stays true, not every rescan
                 log.warning("%s", note)
         self._noted = {
-            where: 0 if where in notes else gone + 1
+            where: gone + 1
             for where, gone in self._noted.items()
-            if where in notes or gone + 1 < NOTE_FORGOTTEN_AFTER
+            if where not in notes and gone + 1 < NOTE_FORGOTTEN_AFTER
         } | dict.fromkeys(notes, 0)
         now = time.monotonic()
         for path, root, st in found:
