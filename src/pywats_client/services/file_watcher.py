@@ -31,15 +31,14 @@ from watchdog.events import (
     DirMovedEvent,
     FileClosedEvent,
     FileCreatedEvent,
-    FileDeletedEvent,
     FileModifiedEvent,
     FileMovedEvent,
     FileSystemEvent,
     FileSystemEventHandler,
 )
-from watchdog.observers import Observer
 
 from pywats_client.core.config import ClientConfig
+from pywats_client.services._observer import build_observer
 from pywats_client.services._readiness import ReadinessTracker, SourceFile, probe
 from pywats_client.services._scan import FilterRules, WatchRoot, build_roots, root_for, scan_root
 
@@ -48,17 +47,19 @@ __all__ = ["FileWatcher", "SourceFile"]
 log = logging.getLogger(__name__)
 
 #: Event types that may mean "a result file appeared or changed".
-_HINT_EVENTS = {"created", "modified", "moved", "closed", "deleted"}
+_HINT_EVENTS = {"created", "modified", "moved", "closed"}
 #: The events asked of the observer. Without a filter, inotify also reports every
 #: open and read-only close, and the service's own reads of each result file
 #: (sniff, convert, hash) made about eight such events per file, each one woken
 #: through watchdog's three threads: a fifth of the intake's CPU under a burst.
+#: Deletions are not asked for: a file that goes is found gone when next looked
+#: at, and every source the service deletes itself (post action ``delete``)
+#: would wake the watcher for nothing (see also ``_observer``).
 _EVENT_FILTER: list[type[FileSystemEvent]] = [
     FileCreatedEvent,
     FileModifiedEvent,
     FileMovedEvent,
     FileClosedEvent,
-    FileDeletedEvent,
     DirCreatedEvent,
     DirMovedEvent,
 ]
@@ -176,7 +177,7 @@ class FileWatcher:
         )
         self._health_interval = health_interval
         self._ready_cap = ready_buffer
-        self._observer_factory: Callable[[], _ObserverLike] = observer_factory or Observer
+        self._observer_factory: Callable[[], _ObserverLike] = observer_factory or build_observer
         self._observer: _ObserverLike | None = None
         #: (st_dev, st_ino) of each root when its events were set up: a folder
         #: moved away and made again is another folder, whose events nobody watches.
