@@ -33,7 +33,14 @@ def make_registry(tmp_path: Path, *, disabled: bool = False, broken: bool = Fals
     for name in ("st-1", "st-2"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "config.json").write_text(
-            json.dumps({"instance_name": name, "queue_path": "queue", "api_token": TOKEN})
+            json.dumps(
+                {
+                    "instance_name": name,
+                    "queue_path": "queue",
+                    "watch_paths": ["in"],
+                    "api_token": TOKEN,
+                }
+            )
         )
     if broken:
         (tmp_path / "st-2" / "config.json").write_text('{"queue_path": 5, "nope": 1}')
@@ -159,6 +166,34 @@ def test_a_station_with_an_invalid_config_still_shows_its_queued_reports(
     assert two.last_error and "max_queue_size" in two.last_error
     assert (two.pending, two.failed) == (3, 2)
     assert two.queue_path == tmp_path / "st-2" / "q2"
+
+
+def park(watch: Path, *names: str) -> Path:
+    """Source files parked in ``watch``'s Error folder as the intake leaves them."""
+    error = watch / "Error"
+    error.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (error / name).write_text("bad")
+        (error / f"{name}.error.txt").write_text("reason: no serial")
+    return error
+
+
+def test_files_parked_in_error_folders_are_counted(tmp_path: Path) -> None:
+    """Results that did not convert are not in WATS: the status says how many, and where."""
+    registry = make_registry(tmp_path)
+    config = tmp_path / "st-1" / "config.json"
+    settings = json.loads(config.read_text())
+    settings["watch_paths"] = ["in-a", "in-b"]
+    config.write_text(json.dumps(settings))
+    park(tmp_path / "st-1" / "in-b", "x.csv", "y.csv")
+    park(tmp_path / "st-1" / "in-a")  # an Error folder with nothing in it
+    one, two = list_instances(registry)
+    assert (one.in_error, one.error_path) == (2, tmp_path / "st-1" / "in-b" / "Error")
+    assert two.in_error == 0  # its Error folder does not exist yet
+    assert json.loads(json.dumps(one.to_dict()))["in_error"] == 2
+
+    (tmp_path / "st-2" / "config.json").write_text('{"queue_path": 5}')
+    assert list_instances(registry)[1].in_error is None  # no config: unknown, not 0
 
 
 def test_bad_registry_raises_registry_error(tmp_path: Path) -> None:
@@ -334,6 +369,13 @@ def test_cli_status_table_and_json(tmp_path: Path, capsys: pytest.CaptureFixture
     assert data["instances"][0]["pending"] == 4
     assert TOKEN not in json.dumps(data)
 
+    park(tmp_path / "st-1" / "in", "a.csv", "b.csv", "c.csv")
+    assert main(["status", "--registry", str(registry)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(line for line in lines if "parked" in line).split()
+    row = next(line.split() for line in lines if line.lstrip().startswith("st-1 "))
+    assert row[header.index("parked")] == "3"
+
 
 def test_cli_status_bad_registry_is_one_line_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -462,11 +504,15 @@ def test_cli_status_at_80_columns_keeps_pids_states_and_server_whole(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     registry = running_supervisor_with_long_values(tmp_path)
+    error = park(tmp_path / "st-1" / "in", "bad.csv")
     monkeypatch.setattr(console, "_force_terminal", True)
     monkeypatch.setattr(console, "_width", 80)
     assert main(["status", "--registry", str(registry)]) == 0
     lines = ANSI.sub("", capsys.readouterr().out).splitlines()
     assert all(len(line.rstrip()) <= 80 for line in lines)
+    # no room for a "parked" column: the line below the table says it
+    wanted = "".join(f"st-1: 1 file(s) parked in {error},".split())
+    assert wanted in "".join("".join(lines).split())  # long paths fold anywhere
     one = next(line for line in lines if line.startswith("st-1 "))
     assert "running" in one and "2371234" in one and "connected" in one
     two = next(line for line in lines if line.startswith("st-2 "))
@@ -520,12 +566,23 @@ def test_cli_status_check_is_a_health_check_for_monitoring(
     assert "st-2: crash-looping: boom" in out
     assert "st-1: 1 report(s) in failed/" in out and "queue list st-1" in out
     assert "st-1: 2 queue file(s) in q/quarantine cannot be read" in out
+    assert "parked" not in out  # no Error folder has files yet
 
     healthy = {**doc["instances"][0], "snapshot": {**one, "failed": 0, "warnings": []}}
     doc["instances"] = [healthy, {**healthy, "name": "st-2"}]
     assert write_status(tmp_path / ".pywats" / STATUS_NAME, doc)
     assert main(["status", "--registry", str(registry), "--check"]) == 0
     assert "OK: 2 of 2 station(s) running" in capsys.readouterr().out
+
+    # a file that did not convert is a result not in WATS: someone must act
+    error = park(tmp_path / "st-2" / "in", "bad.csv")
+    assert main(["status", "--registry", str(registry), "--check"]) == 1
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"st-2: 1 file(s) parked in {error}, not converted, so not in WATS" in out
+    assert "read <file>.error.txt beside each" in out and "move the file back" in out
+    (error / "bad.csv").unlink()  # dealt with: the reason left behind does not count
+    assert main(["status", "--registry", str(registry), "--check"]) == 0
+    capsys.readouterr()
 
     # an edited config the supervisor refused: running on, fatal at the next restart,
     # though a newer error of the station is what last_error shows

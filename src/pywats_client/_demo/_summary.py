@@ -16,9 +16,9 @@ from typing import Any
 
 from pywats_client._demo._samples import PlannedFile
 from pywats_client._demo._setup import StationLayout
+from pywats_client.services._post_actions import REASON_SUFFIX
 
 __all__ = [
-    "REASON_SUFFIX",
     "DemoSummary",
     "ErroredFile",
     "Kill",
@@ -28,9 +28,6 @@ __all__ = [
     "read_errored",
     "summarize",
 ]
-
-#: The intake writes why a file failed next to it, as ``<file>.error.txt``.
-REASON_SUFFIX = ".error.txt"
 
 
 @dataclass(frozen=True)

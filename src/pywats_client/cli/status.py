@@ -17,6 +17,7 @@ from pywats_client.cli._layout import FREE_TEXT_MIN, Fit, Layout, free_text_widt
 from pywats_client.cli._output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, console, print_json
 from pywats_client.cli._registry import add_registry_option, registry_path
 from pywats_client.errors import ConfigError
+from pywats_client.services._post_actions import REASON_SUFFIX
 
 #: Colour of each state in the table.
 STATE_STYLES = {
@@ -138,6 +139,9 @@ def _check(report: Any, path: Path) -> int:
                 f"{inst.name}: {inst.failed} report(s) in failed/, never retried by themselves: "
                 f"pywats-client queue list {inst.name} --registry {path}"
             )
+        parked = _parked_note(inst)
+        if parked:
+            problems.append(f"{inst.name}: {parked}")
         # what the station itself says needs a look (a full queue, a plugin that did
         # not load, a watch folder nothing arrives in, unreadable queue files...)
         problems += [f"{inst.name}: {w}" for w in (snapshot.warnings if snapshot else [])]
@@ -208,6 +212,10 @@ def render(report: Any, path: Path) -> RenderableType:
         for warning in inst.snapshot.warnings if inst.snapshot is not None else []:
             line = Text.assemble((inst.name, "bold"), ": ", (warning, "yellow"))
             parts.append(Padding(line, (0, 0, 0, 2), expand=False))
+        parked = _parked_note(inst)
+        if parked:
+            line = Text.assemble((inst.name, "bold"), ": ", (parked, "red"))
+            parts.append(Padding(line, (0, 0, 0, 2), expand=False))
     return Group(*parts)
 
 
@@ -236,7 +244,8 @@ def _table(
     table.add_column("state", no_wrap=True, min_width=len("crash-looping"))
     # "sent" (since the worker started) tells a busy station from a stuck one at a
     # glance; a narrow terminal keeps the columns that must stay whole instead
-    counted = ("sent", "pending", "failed") if errors else ("pending", "failed")
+    # "parked" (files in the Error folder(s)) is also a line below the table
+    counted = ("sent", "pending", "failed", "parked") if errors else ("pending", "failed")
     for column in ("pid", "uptime", "restarts", "beat", *counted):
         table.add_column(column, justify="right", no_wrap=True)
     table.add_column("server", no_wrap=True)
@@ -264,8 +273,10 @@ def _table(
         cells += [
             _opt(inst.pending),
             Text(_opt(inst.failed), style="red" if inst.failed else ""),
-            inst.connection if inst.snapshot is not None else "-",
         ]
+        if errors:
+            cells.append(Text(_opt(inst.in_error), style="red" if inst.in_error else ""))
+        cells.append(inst.connection if inst.snapshot is not None else "-")
         if errors:
             cells.append(Text(_error(inst), style="red"))
         table.add_row(*cells)
@@ -290,6 +301,22 @@ def _error(inst: Any) -> str:
         return str(inst.last_error)
     age = format_duration(max(0.0, time.time() - inst.last_error_at.timestamp()))
     return f"({age} ago) {inst.last_error}"
+
+
+def _parked_note(inst: Any) -> str | None:
+    """What the files in a station's Error folder(s) need, if there are any."""
+    if inst.in_error:
+        return (
+            f"{inst.in_error} file(s) parked in {inst.error_path}, not converted, so not in "
+            f"WATS: read <file>{REASON_SUFFIX} beside each, fix the file or the converter, "
+            "then move the file back into the watch folder"
+        )
+    if inst.in_error is None and inst.error_path is not None:
+        return (
+            f"cannot read {inst.error_path}; files parked there are not counted: "
+            "give this account read access"
+        )
+    return None
 
 
 def _opt(value: Any) -> str:

@@ -43,8 +43,10 @@ from pywats_client.services._readiness import SourceFile
 
 __all__ = [
     "DEFAULT_ZIP_LIMIT",
+    "REASON_SUFFIX",
     "ErrorReport",
     "archive_path_for",
+    "count_parked",
     "delete_source",
     "move_to_done",
     "move_to_error",
@@ -57,6 +59,8 @@ __all__ = [
 
 #: An archive at or above this size is closed; the next one gets a ``-N`` suffix.
 DEFAULT_ZIP_LIMIT = 32 * 1024 * 1024
+#: Why a source was parked: ``<file>.error.txt`` beside it in the Error folder.
+REASON_SUFFIX = ".error.txt"
 
 
 def relative_folder(src: SourceFile, base: Path) -> Path:
@@ -141,7 +145,35 @@ def _unexpected(exc: BaseException | None) -> BaseException | None:
 
 
 def _reason_path(target: Path) -> Path:
-    return target.with_name(target.name + ".error.txt")
+    return target.with_name(target.name + REASON_SUFFIX)
+
+
+def count_parked(error_dir: Path) -> int | None:
+    """Sources parked in ``error_dir`` and its sub-folders: results not in WATS.
+
+    Sub-folders count because a recursive watch parks a file under its own
+    sub-folder's path. Reasons, temp files and hidden files are not sources.
+    0 if the folder does not exist (nothing failed yet), None if it cannot be read.
+    """
+    parked = 0
+    folders = [error_dir]
+    while folders:
+        folder = folders.pop()
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    if entry.name.startswith(".") or entry.name.endswith(REASON_SUFFIX):
+                        continue
+                    if entry.is_dir(follow_symlinks=False):
+                        folders.append(Path(entry.path))
+                    elif entry.is_file():
+                        parked += 1
+        except FileNotFoundError:
+            if folder == error_dir:
+                return 0
+        except OSError:
+            return None
+    return parked
 
 
 def move_to_error(src: SourceFile, report: ErrorReport) -> Path:
@@ -260,7 +292,7 @@ def sweep_reason_temps(error_dirs: Iterable[Path]) -> int:
     sources parked there (the source itself stays in the watch folder and is
     parked again, with a new reason, after the restart).
     """
-    return _sweep_own_temps(error_dirs, ".error.txt.")
+    return _sweep_own_temps(error_dirs, REASON_SUFFIX + ".")
 
 
 def _sweep_own_temps(folders: Iterable[Path], kind: str) -> int:

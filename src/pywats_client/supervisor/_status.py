@@ -31,6 +31,7 @@ from pywats_client.core.registry import (
 )
 from pywats_client.core.snapshot import ClientSnapshot
 from pywats_client.errors import ConfigError, FatalError, RegistryError
+from pywats_client.services._post_actions import count_parked
 from pywats_client.supervisor._states import State
 from pywats_client.supervisor._statusfile import STATUS_NAME, read_status
 
@@ -67,6 +68,9 @@ class InstanceStatus:
 
     ``state`` is a :class:`State` (a ``str`` enum: compare with ``"running"``).
     ``pending``/``failed`` are None when the queue folder cannot be read.
+    ``in_error`` counts the source files parked in the station's Error folder(s)
+    (not converted, so not in WATS until someone acts), ``error_path`` the
+    folder to look in first; None when the config or a folder cannot be read.
     ``last_error`` is the newest of the process-level error (crash, config,
     hang) and the station's own last error (a bad file, an outage), shown since
     ``last_error_at``; with no supervisor running, the last one it recorded.
@@ -97,6 +101,8 @@ class InstanceStatus:
     cpu: float | None = None
     pending: int | None = None
     failed: int | None = None
+    in_error: int | None = None
+    error_path: Path | None = None
     converted: int = 0
     errored: int = 0
     uploaded: int = 0
@@ -324,6 +330,8 @@ def _instance(
         "queue_path": queue_dir,
         "log_path": instance_log_path(entry.name, config=config, log_dir=log_dir),
     }
+    if config is not None:
+        base["in_error"], base["error_path"] = _parked(config)
     snapshot: ClientSnapshot | None = None
     idle = State.NOT_RUNNING if entry.enabled else State.DISABLED
     if not supervised:
@@ -375,6 +383,22 @@ def _instance(
             failed=count_queue_files(queue_dir / "failed"),
         )
     return InstanceStatus(**base)
+
+
+def _parked(config: ClientConfig) -> tuple[int | None, Path | None]:
+    """Sources in the station's Error folder(s), and the folder to look in first
+    (the first holding any, or the one that cannot be read)."""
+    folders = list(dict.fromkeys(config.error_dir_for(w) for w in config.watch_dirs))
+    total = 0
+    first: Path | None = None
+    for folder in folders:
+        count = count_parked(folder)
+        if count is None:
+            return None, folder
+        if count and first is None:
+            first = folder
+        total += count
+    return total, first or (folders[0] if folders else None)
 
 
 def _queue_dir_despite(config_path: Path) -> Path | None:
