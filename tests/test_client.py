@@ -19,7 +19,7 @@ from pywats_client.cli import main
 from pywats_client.core import ClientConfig, WATSClient, acquire_instance_lock
 from pywats_client.errors import ConfigError, InstanceLockedError
 from tests._standin import PrivateStandin, StandinClient
-from tests.helpers import async_wait_until
+from tests.helpers import async_wait_until, rescanned
 
 
 def wsjf(sn: str) -> dict[str, Any]:
@@ -115,6 +115,24 @@ def test_files_reach_the_server_and_the_snapshot_counts_them(
         assert sorted(r["sn"] for r in reports) == [f"SN-{n}" for n in range(5)]
         assert all(r["times_received"] == 1 for r in reports)
         assert sorted(p.name for p in (tmp_path / "in").iterdir()) == ["Done"]
+
+    run(body)
+
+
+def test_the_snapshot_counts_the_files_parked_in_error(tmp_path: Path) -> None:
+    """What status shows of a running station: its own count, made at each rescan."""
+    config = make_config(tmp_path, None)
+    bad = tmp_path / "in" / "bad.json"
+    bad.parent.mkdir(parents=True)
+    bad.write_text("{ not a report")
+
+    async def body() -> None:
+        async with started(config, stop_timeout=2) as client:
+            assert client.watcher is not None
+            await until(lambda: client.snapshot().errored == 1, what="parked in Error")
+            await rescanned(client.watcher)
+            snap = client.snapshot()
+            assert (snap.in_error, snap.error_folders) == (1, {str(bad.parent / "Error"): 1})
 
     run(body)
 

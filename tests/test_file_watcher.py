@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import fnmatch
 import logging
 import ntpath
@@ -23,6 +24,7 @@ from watchdog.observers import Observer
 from pywats_client.core import ClientConfig
 from pywats_client.services import _scan
 from pywats_client.services import file_watcher as file_watcher_module
+from pywats_client.services._observer import build_observer
 from pywats_client.services._readiness import ProbeResult, ReadinessTracker, probe
 from pywats_client.services._scan import FilterRules, WatchRoot, build_roots, root_for, scan_root
 from pywats_client.services.file_watcher import FileWatcher, SourceFile
@@ -539,6 +541,95 @@ def test_a_dead_observer_is_rebuilt(tmp_path: Path) -> None:
             (config.watch_dirs[0] / "a.json").write_text("{}")
             [item] = await collect(watcher, 1)  # events work again
             assert item.path.name == "a.json"
+        finally:
+            await watcher.stop()
+
+    run(body)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="folder links need privileges there")
+def test_a_watch_folder_given_as_a_link_has_file_events(tmp_path: Path) -> None:
+    """inotify watched the link itself, so such a folder waited for each rescan."""
+    real = tmp_path / "real-in"
+    real.mkdir()
+    (tmp_path / "linked-in").symlink_to(real, target_is_directory=True)
+    # no rescan within the test: only an event can find the file
+    config = make_config(
+        tmp_path, watch_paths=[tmp_path / "linked-in"], ready_after=0.1, rescan_interval=300.0
+    )
+
+    async def body() -> None:
+        watcher = FileWatcher(config)
+        await watcher.start()
+        try:
+            await async_wait_until(lambda: watcher.rescans >= 1, 15, message="first scan")
+            (real / "a.json").write_text("{}")
+            [item] = await collect(watcher, 1)
+            assert item.path == tmp_path / "linked-in" / "a.json"
+        finally:
+            await watcher.stop()
+
+    run(body)
+
+
+def test_each_rescan_counts_the_files_parked_in_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = make_config(tmp_path)
+    error = config.watch_dirs[0] / "Error"
+
+    async def body() -> None:
+        watcher = FileWatcher(config)
+        assert watcher.parked is None  # not counted yet
+        await watcher.start()
+        try:
+            await rescanned(watcher)
+            assert watcher.parked == {error: 0}
+            error.mkdir()
+            (error / "a.csv").write_text("bad")
+            (error / "a.csv.error.txt").write_text("no header")
+            await rescanned(watcher)
+            assert watcher.parked == {error: 1}
+
+            def refuse(folder: Path) -> int:
+                raise PermissionError(13, "Permission denied", str(folder))
+
+            monkeypatch.setattr(file_watcher_module, "count_parked", refuse)
+            await rescanned(watcher)
+            assert watcher.parked is None
+            assert watcher.problems == [
+                f"cannot count the files parked in {error} (Permission denied); "
+                "make it readable for the service account"
+            ]
+        finally:
+            await watcher.stop()
+
+    run(body)
+
+
+def test_an_observer_that_cannot_be_built_leaves_the_rescans(tmp_path: Path) -> None:
+    """The per-user inotify limit (128 instances by default) must not stop a station."""
+    config = make_config(tmp_path, ready_after=0.1, rescan_interval=0.3)
+    builds: list[int] = []
+
+    def factory() -> Any:
+        builds.append(1)
+        if len(builds) == 1:
+            raise OSError(errno.EMFILE, "Too many open files")
+        return build_observer()
+
+    async def body() -> None:
+        watcher = FileWatcher(config, health_interval=0.2, observer_factory=factory)
+        await watcher.start()
+        try:
+            assert watcher.problems == [
+                "file events unavailable (Too many open files); relying on rescans every 0.3 s"
+            ]
+            (config.watch_dirs[0] / "a.json").write_text("{}")
+            [item] = await collect(watcher, 1)  # found by a rescan meanwhile
+            assert item.path.name == "a.json"
+            await async_wait_until(lambda: watcher.problems == [], 15, message="events again")
+            assert len(builds) == 2
         finally:
             await watcher.stop()
 

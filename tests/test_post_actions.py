@@ -176,35 +176,47 @@ def test_sweep_removes_reason_temp_copies_only(tmp_path: Path) -> None:
     )
 
 
-def test_count_parked_counts_sources_not_their_reasons(tmp_path: Path) -> None:
+def test_count_parked_counts_sources_with_their_reasons(tmp_path: Path) -> None:
     error = tmp_path / "Error"
     assert pa.count_parked(error) == 0  # nothing has failed yet
     pa.move_to_error(source(tmp_path, "bad.json"), pa.ErrorReport("no serial"))
     pa.move_to_error(source(tmp_path, "bad.json"), pa.ErrorReport("empty"))  # bad (2).json
     pa.move_to_error(source(tmp_path, "line2/x.csv"), pa.ErrorReport("no header"))
+    pa.move_to_error(source(tmp_path, "fixed.csv"), pa.ErrorReport("no header"))
+    (error / "fixed.csv").unlink()  # dealt with: its reason stays behind
     (error / f".c.json.error.txt.k3j9{TEMP_SUFFIX}").write_text("half a reason")
-    assert sorted(p.name for p in error.rglob("*") if p.is_file() and "error" not in p.name) == [
-        "bad (2).json",
-        "bad.json",
-        "x.csv",
-    ]
-    assert pa.count_parked(error) == 3  # the sub-folder of a recursive watch counts
+    for other in ("desktop.ini", "~$report.xlsx", "r.json"):  # shares the folder (a Done)
+        (error / other).write_text("x")
+    # bad.json, bad (2).json, and x.csv under the sub-folder a recursive watch uses
+    assert pa.count_parked(error) == 3
 
 
-def test_count_parked_is_none_for_a_folder_it_cannot_read(
+def test_count_parked_ends_in_a_folder_link_that_loops(tmp_path: Path) -> None:
+    error = tmp_path / "Error"
+    pa.move_to_error(source(tmp_path, "deep/bad.csv"), pa.ErrorReport("no header"))
+    try:
+        (error / "deep" / "loop").symlink_to(error, target_is_directory=True)
+    except OSError:
+        pytest.skip("no symlinks here")
+    assert pa.count_parked(error) == 1
+
+
+def test_count_parked_names_a_folder_it_cannot_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     error = tmp_path / "Error"
-    error.mkdir()
+    pa.move_to_error(source(tmp_path, "sub/bad.csv"), pa.ErrorReport("no header"))
     real_scandir = pa.os.scandir
 
     def refuse(path: object) -> object:
-        if Path(str(path)) == error:
+        if Path(str(path)) == error / "sub":
             raise PermissionError(13, "Permission denied", str(path))
         return real_scandir(path)  # type: ignore[arg-type]
 
     monkeypatch.setattr(pa.os, "scandir", refuse)
-    assert pa.count_parked(error) is None
+    with pytest.raises(PermissionError) as raised:
+        pa.count_parked(error)
+    assert raised.value.filename == str(error / "sub")
 
 
 # --- found in review -------------------------------------------------------------------------

@@ -178,22 +178,39 @@ def park(watch: Path, *names: str) -> Path:
     return error
 
 
-def test_files_parked_in_error_folders_are_counted(tmp_path: Path) -> None:
+def test_files_parked_in_error_folders_are_counted_without_a_supervisor(
+    tmp_path: Path,
+) -> None:
     """Results that did not convert are not in WATS: the status says how many, and where."""
     registry = make_registry(tmp_path)
     config = tmp_path / "st-1" / "config.json"
     settings = json.loads(config.read_text())
-    settings["watch_paths"] = ["in-a", "in-b"]
+    settings["watch_paths"] = ["in-a", "in-b", "in-c"]
     config.write_text(json.dumps(settings))
-    park(tmp_path / "st-1" / "in-b", "x.csv", "y.csv")
-    park(tmp_path / "st-1" / "in-a")  # an Error folder with nothing in it
+    park(tmp_path / "st-1" / "in-a", "x.csv")
+    park(tmp_path / "st-1" / "in-b", "y.csv", "z.csv")
+    park(tmp_path / "st-1" / "in-c")  # an Error folder with nothing in it
     one, two = list_instances(registry)
-    assert (one.in_error, one.error_path) == (2, tmp_path / "st-1" / "in-b" / "Error")
-    assert two.in_error == 0  # its Error folder does not exist yet
-    assert json.loads(json.dumps(one.to_dict()))["in_error"] == 2
+    a, b = (str(tmp_path / "st-1" / f"in-{x}" / "Error") for x in "ab")
+    assert (one.in_error, one.error_folders) == (3, {a: 1, b: 2})
+    assert (two.in_error, two.error_folders) == (0, {})  # no Error folder yet
+    assert json.loads(json.dumps(one.to_dict()))["error_folders"] == {a: 1, b: 2}
 
     (tmp_path / "st-2" / "config.json").write_text('{"queue_path": 5}')
     assert list_instances(registry)[1].in_error is None  # no config: unknown, not 0
+
+
+def test_a_running_station_counts_its_parked_files_itself(tmp_path: Path) -> None:
+    """With a supervisor, status reads the station's count: it never lists a share itself."""
+    registry = make_registry(tmp_path)
+    (tmp_path / ".pywats").mkdir()
+    me = psutil.Process()
+    doc = status_document(pid=os.getpid(), create_time=me.create_time(), updated_at=time.time())
+    doc["instances"][0]["snapshot"] |= {"in_error": 4, "error_folders": {"D:/in/Error": 4}}
+    assert write_status(tmp_path / ".pywats" / STATUS_NAME, doc)
+    park(tmp_path / "st-1" / "in", "on-disk.csv")  # not what a running station reports
+    one, _ = list_instances(registry)
+    assert (one.in_error, one.error_folders) == (4, {"D:/in/Error": 4})
 
 
 def test_bad_registry_raises_registry_error(tmp_path: Path) -> None:
@@ -496,6 +513,7 @@ def running_supervisor_with_long_values(tmp_path: Path) -> Path:
     two["last_error"] = LONG_ERROR
     two["snapshot"] = {**one["snapshot"], "connection": "disconnected"}
     one["snapshot"]["warnings"] = ["watch folder in: no file has arrived there yet"]
+    one["snapshot"] |= {"in_error": 1, "error_folders": {str(tmp_path / "st-1" / "Error"): 1}}
     assert write_status(state_dir / STATUS_NAME, doc)
     return registry
 
@@ -504,7 +522,7 @@ def test_cli_status_at_80_columns_keeps_pids_states_and_server_whole(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     registry = running_supervisor_with_long_values(tmp_path)
-    error = park(tmp_path / "st-1" / "in", "bad.csv")
+    error = tmp_path / "st-1" / "Error"
     monkeypatch.setattr(console, "_force_terminal", True)
     monkeypatch.setattr(console, "_width", 80)
     assert main(["status", "--registry", str(registry)]) == 0
@@ -575,12 +593,15 @@ def test_cli_status_check_is_a_health_check_for_monitoring(
     assert "OK: 2 of 2 station(s) running" in capsys.readouterr().out
 
     # a file that did not convert is a result not in WATS: someone must act
-    error = park(tmp_path / "st-2" / "in", "bad.csv")
+    parked = {"in_error": 3, "error_folders": {"/r/a/Error": 1, "/r/b/Error": 2}}
+    doc["instances"][1] = {**healthy, "name": "st-2", "snapshot": {**one, **parked}}
+    assert write_status(tmp_path / ".pywats" / STATUS_NAME, doc)
     assert main(["status", "--registry", str(registry), "--check"]) == 1
     out = " ".join(capsys.readouterr().out.split())
-    assert f"st-2: 1 file(s) parked in {error}, not converted, so not in WATS" in out
+    assert "st-2: 3 file(s) parked in /r/a/Error (1), /r/b/Error (2), not converted" in out
     assert "read <file>.error.txt beside each" in out and "move the file back" in out
-    (error / "bad.csv").unlink()  # dealt with: the reason left behind does not count
+    doc["instances"][1] = {**healthy, "name": "st-2"}
+    assert write_status(tmp_path / ".pywats" / STATUS_NAME, doc)
     assert main(["status", "--registry", str(registry), "--check"]) == 0
     capsys.readouterr()
 

@@ -32,6 +32,7 @@ def document() -> dict[str, Any]:
                     "pending": 4,
                     "failed": 2,
                     "quarantined": 1,
+                    "in_error": 3,
                     "in_flight": 1,
                     "connection": "connected",
                 },
@@ -62,6 +63,7 @@ def test_metrics_per_instance() -> None:
         'pywats_instance_queue_pending{instance="st-1"} 4.0',
         'pywats_instance_queue_failed{instance="st-1"} 2.0',
         'pywats_instance_queue_quarantined{instance="st-1"} 1.0',
+        'pywats_instance_parked_files{instance="st-1"} 3.0',
         'pywats_instance_connected{instance="st-1"} 1.0',
         'pywats_instance_rss_bytes{instance="st-1"} 5e+07',
     ]

@@ -305,18 +305,19 @@ def _error(inst: Any) -> str:
 
 def _parked_note(inst: Any) -> str | None:
     """What the files in a station's Error folder(s) need, if there are any."""
-    if inst.in_error:
-        return (
-            f"{inst.in_error} file(s) parked in {inst.error_path}, not converted, so not in "
-            f"WATS: read <file>{REASON_SUFFIX} beside each, fix the file or the converter, "
-            "then move the file back into the watch folder"
-        )
-    if inst.in_error is None and inst.error_path is not None:
-        return (
-            f"cannot read {inst.error_path}; files parked there are not counted: "
-            "give this account read access"
-        )
-    return None
+    if not inst.in_error:
+        return None
+    folders = inst.error_folders
+    where = (
+        next(iter(folders))
+        if len(folders) == 1
+        else ", ".join(f"{folder} ({n})" for folder, n in folders.items()) or "Error"
+    )
+    return (
+        f"{inst.in_error} file(s) parked in {where}, not converted, so not in WATS: read "
+        f"<file>{REASON_SUFFIX} beside each, fix the file or the converter and move the file "
+        "back into the watch folder (or move it away if it is not a result)"
+    )
 
 
 def _opt(value: Any) -> str:

@@ -220,6 +220,10 @@ class WATSClient:
         if self.watcher is not None:
             snap.files_seen = self.watcher.files_seen
             warnings += self.watcher.problems
+            parked = self.watcher.parked
+            if parked is not None:
+                snap.in_error = sum(parked.values())
+                snap.error_folders = {str(folder): n for folder, n in parked.items() if n}
         if self.intake is not None:
             stats = self.intake.stats
             snap.converted = stats.converted

@@ -42,6 +42,11 @@ class ClientSnapshot:
     in_flight: int = 0
     #: Queue files that could not be read, set aside in ``<queue>/quarantine``.
     quarantined: int = 0
+    #: Source files parked in the Error folder(s) with their reasons, as the last
+    #: rescan counted them: not converted, so not in WATS. None until counted.
+    in_error: int | None = None
+    #: Each Error folder holding any of them, with how many.
+    error_folders: dict[str, int] = field(default_factory=dict)
     connection: ConnectionState = "unknown"
     connection_since: float | None = None
     server_version: str | None = None

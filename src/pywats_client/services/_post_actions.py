@@ -61,6 +61,8 @@ __all__ = [
 DEFAULT_ZIP_LIMIT = 32 * 1024 * 1024
 #: Why a source was parked: ``<file>.error.txt`` beside it in the Error folder.
 REASON_SUFFIX = ".error.txt"
+#: How deep :func:`count_parked` follows sub-folders of an Error folder.
+_MAX_DEPTH = 32
 
 
 def relative_folder(src: SourceFile, base: Path) -> Path:
@@ -148,31 +150,38 @@ def _reason_path(target: Path) -> Path:
     return target.with_name(target.name + REASON_SUFFIX)
 
 
-def count_parked(error_dir: Path) -> int | None:
+def count_parked(error_dir: Path) -> int:
     """Sources parked in ``error_dir`` and its sub-folders: results not in WATS.
 
-    Sub-folders count because a recursive watch parks a file under its own
-    sub-folder's path. Reasons, temp files and hidden files are not sources.
-    0 if the folder does not exist (nothing failed yet), None if it cannot be read.
+    A parked source is a file with its reason beside it (the reason is written
+    before the move, so every source the intake parks has one). That leaves out
+    a reason whose file was dealt with, and whatever else shares the folder
+    (a Done folder configured as the same folder, desktop.ini, an editor's lock
+    file). Sub-folders count because a recursive watch parks a file under its
+    own sub-folder's path; they are followed at most ``_MAX_DEPTH`` deep (a
+    folder link looping back ends there). 0 if the folder does not exist yet;
+    ``OSError`` (naming the folder) if one cannot be read.
     """
     parked = 0
-    folders = [error_dir]
+    folders = [(error_dir, 0)]
     while folders:
-        folder = folders.pop()
+        folder, depth = folders.pop()
         try:
             with os.scandir(folder) as entries:
+                files: set[str] = set()
                 for entry in entries:
-                    if entry.name.startswith(".") or entry.name.endswith(REASON_SUFFIX):
-                        continue
+                    if entry.name.startswith("."):
+                        continue  # temp files, hidden folders
                     if entry.is_dir(follow_symlinks=False):
-                        folders.append(Path(entry.path))
-                    elif entry.is_file():
-                        parked += 1
+                        if depth < _MAX_DEPTH:
+                            folders.append((Path(entry.path), depth + 1))
+                    else:
+                        files.add(entry.name)
         except FileNotFoundError:
             if folder == error_dir:
                 return 0
-        except OSError:
-            return None
+            continue  # removed while counting
+        parked += sum(1 for name in files if name + REASON_SUFFIX in files)
     return parked
 
 

@@ -39,6 +39,7 @@ from watchdog.events import (
 
 from pywats_client.core.config import ClientConfig
 from pywats_client.services._observer import build_observer
+from pywats_client.services._post_actions import count_parked
 from pywats_client.services._readiness import ReadinessTracker, SourceFile, probe
 from pywats_client.services._scan import FilterRules, WatchRoot, build_roots, root_for, scan_root
 
@@ -53,8 +54,8 @@ _HINT_EVENTS = {"created", "modified", "moved", "closed"}
 #: (sniff, convert, hash) made about eight such events per file, each one woken
 #: through watchdog's three threads: a fifth of the intake's CPU under a burst.
 #: Deletions are not asked for: a file that goes is found gone when next looked
-#: at, and every source the service deletes itself (post action ``delete``)
-#: would wake the watcher for nothing (see also ``_observer``).
+#: at, and every source the service moves to Done (a link, then an unlink) or
+#: deletes would wake the watcher for nothing (see also ``_observer``).
 _EVENT_FILTER: list[type[FileSystemEvent]] = [
     FileCreatedEvent,
     FileModifiedEvent,
@@ -83,6 +84,7 @@ class _ObserverLike(Protocol):
         path: str,
         *,
         recursive: bool = ...,
+        follow_symlink: bool = ...,
         event_filter: list[type[FileSystemEvent]] | None = ...,
     ) -> Any: ...
     def start(self) -> None: ...
@@ -196,6 +198,9 @@ class FileWatcher:
         self._released: dict[Path, float] = {}
         self._seen: set[Path] = set()
         self._deferred: set[Path] = set()
+        #: Sources parked in each Error folder (with their reasons) at the last
+        #: rescan; None before the first or when one could not be read.
+        self.parked: dict[Path, int] | None = None
         self._paused = False
         self._stopping = False
         self._wake: asyncio.Event | None = None
@@ -439,6 +444,18 @@ class FileWatcher:
         for root in self.roots:
             for path, st in scan_root(root, self.rules, errors, notes):
                 found.append((path, root, st))
+        parked: dict[Path, int] = {}
+        for folder in dict.fromkeys(root.error_dir for root in self.roots):
+            try:
+                parked[folder] = count_parked(folder)
+            except OSError as exc:
+                errors.append(
+                    f"cannot count the files parked in {exc.filename or folder} "
+                    f"({exc.strerror or exc}); make it readable for the service account"
+                )
+                self.parked = None
+                return found
+        self.parked = parked
         return found
 
     async def _check_candidates(self) -> None:
@@ -492,7 +509,12 @@ class FileWatcher:
     def _start_observer(self) -> None:
         """Build and start a new observer on every existing root (blocking)."""
         assert self._hints is not None
-        observer = self._observer_factory()
+        try:  # e.g. the per-user limit of inotify instances (fs.inotify.max_user_instances)
+            observer = self._observer_factory()
+        except OSError as exc:
+            self._problems["observer"] = self._no_events("file events unavailable", exc)
+            self._observer = None
+            return
         observer.daemon = True
         handler = _Handler(self._hints)
         self._watched = {}
@@ -502,27 +524,36 @@ class FileWatcher:
                 continue
             self._watched[root.path] = identity
             try:
+                # follow a watch folder given as a link (inotify would watch the link
+                # itself: no events at all); a recursive watch would follow every link
+                # below it too, so a linked recursive root relies on its rescans
                 observer.schedule(
-                    handler, str(root.path), recursive=root.recursive, event_filter=_EVENT_FILTER
+                    handler,
+                    str(root.path),
+                    recursive=root.recursive,
+                    follow_symlink=not root.recursive,
+                    event_filter=_EVENT_FILTER,
                 )
             except OSError as exc:
-                self._problems[f"events:{root.path}"] = (
-                    f"no file events for {root.path} ({exc.strerror or exc}); "
-                    f"relying on rescans every {self.config.rescan_interval:g} s"
+                self._problems[f"events:{root.path}"] = self._no_events(
+                    f"no file events for {root.path}", exc
                 )
         try:
             observer.start()
         except OSError as exc:
-            self._problems["observer"] = (
-                f"file events unavailable ({exc.strerror or exc}); "
-                f"relying on rescans every {self.config.rescan_interval:g} s"
-            )
+            self._problems["observer"] = self._no_events("file events unavailable", exc)
             with contextlib.suppress(Exception):
                 _stop_observer(observer)
             self._observer = None
             return
         self._problems.pop("observer", None)
         self._observer = observer
+
+    def _no_events(self, what: str, exc: OSError) -> str:
+        return (
+            f"{what} ({exc.strerror or exc}); "
+            f"relying on rescans every {self.config.rescan_interval:g} s"
+        )
 
     def _observer_problem(self) -> str | None:
         """Why the file events cannot be trusted now, or None."""

@@ -35,6 +35,7 @@ _SNAPSHOT_GAUGES = (
     ("pending", "queue_pending", "Reports waiting in the durable queue."),
     ("failed", "queue_failed", "Reports parked in the failed folder."),
     ("quarantined", "queue_quarantined", "Queue files that cannot be read (never sent)."),
+    ("in_error", "parked_files", "Source files in the Error folders, not converted (not sent)."),
     ("in_flight", "uploads_in_flight", "Uploads in progress."),
 )
 

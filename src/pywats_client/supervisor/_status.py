@@ -69,8 +69,10 @@ class InstanceStatus:
     ``state`` is a :class:`State` (a ``str`` enum: compare with ``"running"``).
     ``pending``/``failed`` are None when the queue folder cannot be read.
     ``in_error`` counts the source files parked in the station's Error folder(s)
-    (not converted, so not in WATS until someone acts), ``error_path`` the
-    folder to look in first; None when the config or a folder cannot be read.
+    with their reasons (not converted, so not in WATS until someone acts),
+    ``error_folders`` how many in each folder holding any. A running station
+    counts them at each rescan; without one they are counted from the folders.
+    None when not known (not counted yet, or a folder cannot be read).
     ``last_error`` is the newest of the process-level error (crash, config,
     hang) and the station's own last error (a bad file, an outage), shown since
     ``last_error_at``; with no supervisor running, the last one it recorded.
@@ -102,7 +104,7 @@ class InstanceStatus:
     pending: int | None = None
     failed: int | None = None
     in_error: int | None = None
-    error_path: Path | None = None
+    error_folders: dict[str, int] = field(default_factory=dict)
     converted: int = 0
     errored: int = 0
     uploaded: int = 0
@@ -330,8 +332,6 @@ def _instance(
         "queue_path": queue_dir,
         "log_path": instance_log_path(entry.name, config=config, log_dir=log_dir),
     }
-    if config is not None:
-        base["in_error"], base["error_path"] = _parked(config)
     snapshot: ClientSnapshot | None = None
     idle = State.NOT_RUNNING if entry.enabled else State.DISABLED
     if not supervised:
@@ -376,29 +376,29 @@ def _instance(
             uploaded=snapshot.uploaded,
             connection=snapshot.connection,
             uploads=snapshot.uploads,
+            in_error=snapshot.in_error,
+            error_folders=dict(snapshot.error_folders),
         )
-    elif queue_dir is not None:
+        return InstanceStatus(**base)
+    if queue_dir is not None:
         base.update(
             pending=count_queue_files(queue_dir / "pending"),
             failed=count_queue_files(queue_dir / "failed"),
         )
+    if config is not None:
+        base["in_error"], base["error_folders"] = _count_parked(config)
     return InstanceStatus(**base)
 
 
-def _parked(config: ClientConfig) -> tuple[int | None, Path | None]:
-    """Sources in the station's Error folder(s), and the folder to look in first
-    (the first holding any, or the one that cannot be read)."""
-    folders = list(dict.fromkeys(config.error_dir_for(w) for w in config.watch_dirs))
-    total = 0
-    first: Path | None = None
-    for folder in folders:
-        count = count_parked(folder)
-        if count is None:
-            return None, folder
-        if count and first is None:
-            first = folder
-        total += count
-    return total, first or (folders[0] if folders else None)
+def _count_parked(config: ClientConfig) -> tuple[int | None, dict[str, int]]:
+    """What the station's rescan would count, for a station that does not run."""
+    counts: dict[str, int] = {}
+    for folder in dict.fromkeys(config.error_dir_for(w) for w in config.watch_dirs):
+        try:
+            counts[str(folder)] = count_parked(folder)
+        except OSError:
+            return None, {}
+    return sum(counts.values()), {folder: n for folder, n in counts.items() if n}
 
 
 def _queue_dir_despite(config_path: Path) -> Path | None:
