@@ -155,25 +155,25 @@ def test_zip_failure_leaves_the_old_archive_intact(
     assert [p.name for p in done.iterdir()] == ["d.zip"]
 
 
-def test_sweep_removes_archive_temp_copies(tmp_path: Path) -> None:
-    done = tmp_path / "Done"
+def test_sweep_removes_the_temp_files_a_crash_leaves_and_nothing_else(tmp_path: Path) -> None:
+    done, error = tmp_path / "Done", tmp_path / "Error"
     done.mkdir()
-    (done / f".d.zip.abc{TEMP_SUFFIX}").write_bytes(b"partial")
-    (done / "keep.json").write_text("x")
-    assert pa.sweep_zip_temps([done]) == 1
-    assert [p.name for p in done.iterdir()] == ["keep.json"]
-
-
-def test_sweep_removes_reason_temp_copies_only(tmp_path: Path) -> None:
-    error = tmp_path / "Error"
     error.mkdir()
-    (error / f".a.json.error.txt.k3j9{TEMP_SUFFIX}").write_text("half a reason")
-    for name in ("a.json", "a.json.error.txt", f".d.zip.abc{TEMP_SUFFIX}"):
-        (error / name).write_text("x")
-    assert pa.sweep_reason_temps([error, error, tmp_path / "gone"]) == 1
-    assert sorted(p.name for p in error.iterdir()) == sorted(
-        ["a.json", "a.json.error.txt", f".d.zip.abc{TEMP_SUFFIX}"]
-    )
+    left = [
+        done / f".2026-11-27.zip.abc{TEMP_SUFFIX}",  # an archive's new copy
+        done / f".SN-1.json.x7q2{TEMP_SUFFIX}",  # a source copied to another volume
+        error / f".a.json.error.txt.k3j9{TEMP_SUFFIX}",  # a reason
+    ]
+    kept = [
+        done / "SN-0.json",
+        done / "2026-11-26.zip",
+        error / "a.json",
+        error / "a.json.error.txt",
+    ]
+    for path in left + kept:
+        path.write_text("x")
+    assert pa.sweep_temps([done, error, done, tmp_path / "gone"]) == 3
+    assert sorted(tmp_path.rglob("*")) == sorted([done, error, *kept])
 
 
 def test_count_parked_counts_sources_with_their_reasons(tmp_path: Path) -> None:

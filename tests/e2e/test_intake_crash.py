@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -212,6 +214,47 @@ def test_kill_while_the_reason_of_a_bad_file_is_written(
     finally:
         final.kill()
     assert standin.reports() == []
+
+
+def test_kill_while_a_source_is_copied_to_a_done_folder_on_another_volume(
+    tmp_path: Path, standin: StandinClient
+) -> None:
+    """The copy in Done is complete but not under its name when the worker dies: after
+    the restart the source is in Done once, its report on the server once, no temp left."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("needs a second file system (/dev/shm)")
+    done = Path(tempfile.mkdtemp(prefix="pywats-done-", dir=shm))
+    try:
+        station = tmp_path / "station"
+        flag = tmp_path / "reached"
+        config = write_config(station, standin, done_path=str(done))
+        write_result(station / "in", "XVOL-001")
+        standin.set_faults(down=True)  # no upload in flight at the kill (see above)
+        # the copy is written and fsync'd, not yet given its name
+        prelude = hang_at(
+            "pywats_client._fsutil:_place", flag, when=f"str(args[0]).endswith({TEMP_SUFFIX!r})"
+        )
+        worker = RunProcess(config, prelude=prelude, name="hung").start()
+        try:
+            wait_until(flag.exists, 30, message=lambda: f"copy to Done reached; {worker.tail()}")
+        finally:
+            worker.kill()
+        assert [p.name.endswith(TEMP_SUFFIX) for p in done.iterdir()] == [True]
+        assert (station / "in" / "XVOL-001.json").exists()  # the source waits for its copy
+        standin.clear_faults()
+        final = RunProcess(config, name="final").start()
+        try:
+            standin.wait_for_reports(1, timeout=60)
+            wait_for_contents(done, ["XVOL-001.json"], final)
+            wait_for_contents(station / "in", [], final)
+            assert final.stop() == 0
+        finally:
+            final.kill()
+        [report] = standin.reports()
+        assert (report["sn"], report["times_received"]) == ("XVOL-001", 1)
+    finally:
+        shutil.rmtree(done, ignore_errors=True)
 
 
 GROW_WHILE_CONVERTED = """

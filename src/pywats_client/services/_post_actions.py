@@ -52,8 +52,7 @@ __all__ = [
     "move_to_error",
     "relative_folder",
     "remove_marker",
-    "sweep_reason_temps",
-    "sweep_zip_temps",
+    "sweep_temps",
     "zip_sources",
 ]
 
@@ -289,27 +288,20 @@ def zip_sources(
     return archive
 
 
-def sweep_zip_temps(done_dirs: Iterable[Path]) -> int:
-    """Remove archive temp copies a crash left in Done folders; returns how many."""
-    return _sweep_own_temps(done_dirs, ".zip.")
+def sweep_temps(folders: Iterable[Path]) -> int:
+    """Remove the temp files a crash left in Done and Error folders; returns how many.
 
-
-def sweep_reason_temps(error_dirs: Iterable[Path]) -> int:
-    """Remove reason-file temp copies a crash left in Error folders; returns how many.
-
-    A worker killed while writing a reason leaves its temp file beside the
-    sources parked there (the source itself stays in the watch folder and is
-    parked again, with a new reason, after the restart).
+    Three kinds are written there, each renamed into place when complete: a
+    zip archive's new copy (Done), a reason file (Error), and the copy of a
+    source moved to another volume (either; ``move_no_overwrite``). A worker killed before
+    the rename leaves a hidden ``...`` + ``TEMP_SUFFIX`` file behind; the source
+    itself is still in the watch folder and is handled again after the restart.
+    Call it only at start, before this worker writes anything there.
     """
-    return _sweep_own_temps(error_dirs, REASON_SUFFIX + ".")
-
-
-def _sweep_own_temps(folders: Iterable[Path], kind: str) -> int:
-    """Only the temp files this module writes there: ``.<name><kind>...<TEMP_SUFFIX>``."""
     removed = 0
     for folder in dict.fromkeys(folders):
         for tmp in iter_temp_files(folder):
-            if tmp.name.startswith(".") and kind in tmp.name:
+            if tmp.name.startswith("."):
                 with contextlib.suppress(OSError):  # held by a virus scanner: next start
                     remove_file(tmp)
                     removed += 1

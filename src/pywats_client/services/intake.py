@@ -46,8 +46,7 @@ from pywats_client.services._post_actions import (
     move_to_done,
     move_to_error,
     relative_folder,
-    sweep_reason_temps,
-    sweep_zip_temps,
+    sweep_temps,
     zip_sources,
 )
 from pywats_client.services._readiness import SourceFile
@@ -849,15 +848,17 @@ class IntakePipeline:
         duplicates skipped, not blamed).
         """
         assert self._crashes is not None and self._processed is not None
-        sweep_zip_temps([root.done_dir for root in self.watcher.roots])
         batches = self._journal.pending()
-        # Where a kill can have left a reason half-written: the Error folder of each
-        # watch folder (files refused before converting are in no batch), and the
-        # sub-folders of files of an unfinished batch or a crash suspect.
+        # Where a kill can have left a temp file (an archive, a reason, a copy to
+        # another volume): the Done and Error folder of each watch folder (files
+        # refused before converting are in no batch), and their sub-folders for
+        # the files of an unfinished batch or a crash suspect.
         unfinished = [s for batch in batches for s in batch.files]
         unfinished += [src for src, _ in self._crashes.suspects()]
-        sweep_reason_temps(
-            [root.error_dir for root in self.watcher.roots]
+        roots = self.watcher.roots
+        sweep_temps(
+            [folder for root in roots for folder in (root.done_dir, root.error_dir)]
+            + [relative_folder(s, s.done_dir) for s in unfinished]
             + [relative_folder(s, s.error_dir) for s in unfinished]
         )
         redo: list[SourceFile] = []
