@@ -30,6 +30,8 @@ from pywats_client.services._scan import FilterRules, WatchRoot, build_roots, ro
 from pywats_client.services.file_watcher import FileWatcher, SourceFile
 from tests.helpers import async_wait_until, rescanned
 
+LINUX = sys.platform.startswith("linux")
+
 
 def make_config(tmp_path: Path, **overrides: Any) -> ClientConfig:
     watch = tmp_path / "in"
@@ -575,7 +577,7 @@ def test_a_watch_folder_given_as_a_link_has_file_events(tmp_path: Path) -> None:
 def test_each_rescan_counts_the_files_parked_in_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = make_config(tmp_path)
+    config = make_config(tmp_path, rescan_interval=0.2)
     error = config.watch_dirs[0] / "Error"
 
     async def body() -> None:
@@ -583,23 +585,47 @@ def test_each_rescan_counts_the_files_parked_in_error(
         assert watcher.parked is None  # not counted yet
         await watcher.start()
         try:
-            await rescanned(watcher)
-            assert watcher.parked == {error: 0}
+            await async_wait_until(lambda: watcher.parked == {error: 0}, 15, message="0")
             error.mkdir()
             (error / "a.csv").write_text("bad")
             (error / "a.csv.error.txt").write_text("no header")
-            await rescanned(watcher)
-            assert watcher.parked == {error: 1}
+            await async_wait_until(lambda: watcher.parked == {error: 1}, 15, message="1")
+            watcher.pause()  # backpressure: no file is taken, parked ones still counted
+            (error / "a.csv").unlink()
+            await async_wait_until(lambda: watcher.parked == {error: 0}, 15, message="0 again")
 
             def refuse(folder: Path) -> int:
                 raise PermissionError(13, "Permission denied", str(folder))
 
             monkeypatch.setattr(file_watcher_module, "count_parked", refuse)
-            await rescanned(watcher)
-            assert watcher.parked is None
-            assert watcher.problems == [
+            unreadable = [
                 f"cannot count the files parked in {error} (Permission denied); "
                 "make it readable for the service account"
+            ]
+            await async_wait_until(lambda: watcher.problems == unreadable, 15, message="warned")
+            assert watcher.parked is None
+        finally:
+            await watcher.stop()
+
+    run(body)
+
+
+def test_an_error_path_that_is_no_path_does_not_stop_the_rescans(tmp_path: Path) -> None:
+    """A NUL byte in error_path (the config takes it) made every rescan fail."""
+    no_path = str(tmp_path / "Err\x00or")
+    config = make_config(tmp_path, error_path=no_path)
+    (config.watch_dirs[0] / "there-before.json").write_text("{}")
+
+    async def body() -> None:
+        watcher = FileWatcher(config)
+        await watcher.start()
+        try:
+            [item] = await collect(watcher, 1)  # found by the first rescan
+            assert item.path.name == "there-before.json"
+            assert watcher.parked is None
+            assert watcher.problems == [
+                f"the Error folder {no_path!r} is not a usable path "
+                "(embedded null byte); fix error_path"
             ]
         finally:
             await watcher.stop()
@@ -623,7 +649,9 @@ def test_an_observer_that_cannot_be_built_leaves_the_rescans(tmp_path: Path) -> 
         await watcher.start()
         try:
             assert watcher.problems == [
-                "file events unavailable (Too many open files); relying on rescans every 0.3 s"
+                "file events unavailable (Too many open files)"
+                + (" (raise the sysctl fs.inotify.max_user_instances)" if LINUX else "")
+                + "; relying on rescans every 0.3 s"
             ]
             (config.watch_dirs[0] / "a.json").write_text("{}")
             [item] = await collect(watcher, 1)  # found by a rescan meanwhile

@@ -191,6 +191,37 @@ def test_count_parked_counts_sources_with_their_reasons(tmp_path: Path) -> None:
     assert pa.count_parked(error) == 3
 
 
+def test_count_parked_does_not_know_a_folder_whose_parent_is_gone(tmp_path: Path) -> None:
+    assert pa.count_parked(tmp_path / "share" / "Error") is None  # not 0: a share is gone
+
+
+def test_count_parked_follows_sub_folders_only_so_deep(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    error = tmp_path / "Error"
+    pa.move_to_error(source(tmp_path, "a/bad.csv"), pa.ErrorReport("no header"))
+    pa.move_to_error(source(tmp_path, "a/b/deeper.csv"), pa.ErrorReport("no header"))
+    assert pa.count_parked(error) == 2
+    monkeypatch.setattr(pa, "_MAX_DEPTH", 1)  # a folder link looping back ends like this
+    assert pa.count_parked(error) == 1
+
+
+def test_a_converted_file_does_not_count_as_parked_where_done_is_error(tmp_path: Path) -> None:
+    """One folder for Done and Error: a file fixed and dropped again lands beside its
+    old reason, which made it count as parked for good."""
+    shared = tmp_path / "processed"
+
+    def src(content: str) -> SourceFile:
+        s = source(tmp_path, "x.csv", content)
+        return SourceFile(s.path, tmp_path, shared, shared, s.size, s.mtime_ns, None)
+
+    pa.move_to_error(src("bad"), pa.ErrorReport("no header"))
+    (shared / "x.csv").replace(tmp_path / "x.csv")  # the operator moves it back, fixed
+    assert pa.move_to_done(src("fixed")) == shared / "x.csv"
+    assert pa.count_parked(shared) == 0
+    assert sorted(p.name for p in shared.iterdir()) == ["x.csv"]
+
+
 def test_count_parked_ends_in_a_folder_link_that_loops(tmp_path: Path) -> None:
     error = tmp_path / "Error"
     pa.move_to_error(source(tmp_path, "deep/bad.csv"), pa.ErrorReport("no header"))

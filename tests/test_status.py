@@ -193,7 +193,9 @@ def test_files_parked_in_error_folders_are_counted_without_a_supervisor(
     one, two = list_instances(registry)
     a, b = (str(tmp_path / "st-1" / f"in-{x}" / "Error") for x in "ab")
     assert (one.in_error, one.error_folders) == (3, {a: 1, b: 2})
-    assert (two.in_error, two.error_folders) == (0, {})  # no Error folder yet
+    assert (two.in_error, two.error_folders) == (None, {})  # no watch folder: not known
+    (tmp_path / "st-2" / "in").mkdir()
+    assert list_instances(registry)[1].in_error == 0  # no Error folder yet: none failed
     assert json.loads(json.dumps(one.to_dict()))["error_folders"] == {a: 1, b: 2}
 
     (tmp_path / "st-2" / "config.json").write_text('{"queue_path": 5}')

@@ -82,6 +82,12 @@ def remove_marker(src: SourceFile) -> None:
 def move_to_done(src: SourceFile) -> Path:
     """Move the source into its Done folder (sub-folders kept); returns the new path."""
     target = move_no_overwrite(src.path, relative_folder(src, src.done_dir))
+    if src.done_dir == src.error_dir:
+        # One folder for both: a reason beside the new name is that of an earlier,
+        # failed file of this name (fixed and dropped again, now converted), and
+        # would make this one count as parked.
+        with contextlib.suppress(FileNotFoundError):
+            remove_file(_reason_path(target))
     remove_marker(src)
     return target
 
@@ -149,7 +155,7 @@ def _reason_path(target: Path) -> Path:
     return target.with_name(target.name + REASON_SUFFIX)
 
 
-def count_parked(error_dir: Path) -> int:
+def count_parked(error_dir: Path) -> int | None:
     """Sources parked in ``error_dir`` and its sub-folders: results not in WATS.
 
     A parked source is a file with its reason beside it (the reason is written
@@ -158,7 +164,8 @@ def count_parked(error_dir: Path) -> int:
     (a Done folder configured as the same folder, desktop.ini, an editor's lock
     file). Sub-folders count because a recursive watch parks a file under its
     own sub-folder's path; they are followed at most ``_MAX_DEPTH`` deep (a
-    folder link looping back ends there). 0 if the folder does not exist yet;
+    folder link looping back ends there). 0 if the folder does not exist yet,
+    None if its parent does not either (a share that is gone: not known);
     ``OSError`` (naming the folder) if one cannot be read.
     """
     parked = 0
@@ -178,7 +185,7 @@ def count_parked(error_dir: Path) -> int:
                         files.add(entry.name)
         except FileNotFoundError:
             if folder == error_dir:
-                return 0
+                return 0 if error_dir.parent.is_dir() else None
             continue  # removed while counting
         parked += sum(1 for name in files if name + REASON_SUFFIX in files)
     return parked

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import stat
+import sys
 import threading
 import time
 from collections import deque
@@ -64,6 +66,11 @@ _EVENT_FILTER: list[type[FileSystemEvent]] = [
     DirCreatedEvent,
     DirMovedEvent,
 ]
+#: The per-user inotify limit behind each error of setting up file events (Linux).
+_INOTIFY_LIMITS = {
+    errno.EMFILE: "fs.inotify.max_user_instances",
+    errno.ENOSPC: "fs.inotify.max_user_watches",
+}
 #: Seconds to let a burst of events gather before looking at the files they name.
 HINT_DEBOUNCE = 0.01
 #: Longest wait before rebuilding a dead observer again.
@@ -352,13 +359,14 @@ class FileWatcher:
                 self._absorb_hints(paths, time.monotonic())
                 if len(self._ready) < self._ready_cap:
                     await self._check_candidates()
-            deadlines = [next_health]
-            if not self._paused:
-                deadlines.append(self._rescan_due)
-                if len(self._ready) < self._ready_cap:
-                    tracked = self._tracker.next_deadline()
-                    if tracked is not None:
-                        deadlines.append(tracked)
+            elif now >= self._rescan_due:  # no file is taken, parked ones are still counted
+                self._rescan_due = now + self.config.rescan_interval
+                await self._recount_parked()
+            deadlines = [next_health, self._rescan_due]
+            if not self._paused and len(self._ready) < self._ready_cap:
+                tracked = self._tracker.next_deadline()
+                if tracked is not None:
+                    deadlines.append(tracked)
             timeout = max(0.0, min(deadlines) - time.monotonic())
             self._wake.clear()
             if not self._hints_pending():
@@ -436,6 +444,7 @@ class FileWatcher:
         for path in self._deferred - present:
             self._deferred.discard(path)
             self._seen.discard(path)
+        await self._recount_parked()  # last: the files found are tracked whatever it meets
 
     def _scan_all(
         self, errors: list[str], notes: dict[Path, str]
@@ -444,19 +453,34 @@ class FileWatcher:
         for root in self.roots:
             for path, st in scan_root(root, self.rules, errors, notes):
                 found.append((path, root, st))
+        return found
+
+    def _count_parked(self) -> list[str]:
+        """Count the sources parked in each Error folder (blocking); returns problems."""
         parked: dict[Path, int] = {}
         for folder in dict.fromkeys(root.error_dir for root in self.roots):
             try:
-                parked[folder] = count_parked(folder)
+                count = count_parked(folder)
+            except ValueError as exc:  # a NUL byte or a lone surrogate in the path
+                self.parked = None
+                return [
+                    f"the Error folder {str(folder)!r} is not a usable path ({exc}); fix error_path"
+                ]
             except OSError as exc:
-                errors.append(
+                self.parked = None
+                return [
                     f"cannot count the files parked in {exc.filename or folder} "
                     f"({exc.strerror or exc}); make it readable for the service account"
-                )
+                ]
+            if count is None:  # not there, nor its parent (a share that is gone)
                 self.parked = None
-                return found
+                return []
+            parked[folder] = count
         self.parked = parked
-        return found
+        return []
+
+    async def _recount_parked(self) -> None:
+        self._set_problems("parked", await asyncio.to_thread(self._count_parked))
 
     async def _check_candidates(self) -> None:
         probes = self._tracker.due(time.monotonic())
@@ -550,8 +574,10 @@ class FileWatcher:
         self._observer = observer
 
     def _no_events(self, what: str, exc: OSError) -> str:
+        limit = _INOTIFY_LIMITS.get(exc.errno or 0) if sys.platform.startswith("linux") else None
+        remedy = f" (raise the sysctl {limit})" if limit else ""
         return (
-            f"{what} ({exc.strerror or exc}); "
+            f"{what} ({exc.strerror or exc}){remedy}; "
             f"relying on rescans every {self.config.rescan_interval:g} s"
         )
 

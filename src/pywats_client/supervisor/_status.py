@@ -395,9 +395,12 @@ def _count_parked(config: ClientConfig) -> tuple[int | None, dict[str, int]]:
     counts: dict[str, int] = {}
     for folder in dict.fromkeys(config.error_dir_for(w) for w in config.watch_dirs):
         try:
-            counts[str(folder)] = count_parked(folder)
-        except OSError:
+            count = count_parked(folder)
+        except (OSError, ValueError):  # unreadable, or not a usable path
             return None, {}
+        if count is None:
+            return None, {}
+        counts[str(folder)] = count
     return sum(counts.values()), {folder: n for folder, n in counts.items() if n}
 
 
