@@ -85,8 +85,9 @@ def move_to_done(src: SourceFile) -> Path:
     if src.done_dir == src.error_dir:
         # One folder for both: a reason beside the new name is that of an earlier,
         # failed file of this name (fixed and dropped again, now converted), and
-        # would make this one count as parked.
-        with contextlib.suppress(FileNotFoundError):
+        # would make this one count as parked. The move is done: a reason that
+        # cannot be removed only stays counted.
+        with contextlib.suppress(OSError):
             remove_file(_reason_path(target))
     remove_marker(src)
     return target
@@ -300,9 +301,10 @@ def sweep_temps(folders: Iterable[Path]) -> int:
 
     Three kinds are written there, each renamed into place when complete: a
     zip archive's new copy (Done), a reason file (Error), and the copy of a
-    source moved to another volume (either; ``move_no_overwrite``). A worker killed before
-    the rename leaves a hidden ``...`` + ``TEMP_SUFFIX`` file behind; the source
-    itself is still in the watch folder and is handled again after the restart.
+    source moved to another volume (either; ``move_no_overwrite``). A worker
+    killed before the rename leaves a hidden ``...`` + ``TEMP_SUFFIX`` file
+    behind; the source itself is still in the watch folder and is handled again
+    after the restart.
     Call it only at start, before this worker writes anything there.
     """
     removed = 0
