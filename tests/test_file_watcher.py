@@ -22,7 +22,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from pywats_client.core import ClientConfig
-from pywats_client.services import _scan
+from pywats_client.services import _post_actions, _scan
 from pywats_client.services import file_watcher as file_watcher_module
 from pywats_client.services._observer import build_observer
 from pywats_client.services._readiness import ProbeResult, ReadinessTracker, probe
@@ -597,7 +597,7 @@ def test_each_rescan_counts_the_files_parked_in_error(
             def refuse(folder: Path) -> int:
                 raise PermissionError(13, "Permission denied", str(folder))
 
-            monkeypatch.setattr(file_watcher_module, "count_parked", refuse)
+            monkeypatch.setattr(_post_actions, "count_parked", refuse)
             unreadable = [
                 f"cannot count the files parked in {error} (Permission denied); "
                 "make it readable for the service account"

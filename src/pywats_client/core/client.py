@@ -23,7 +23,7 @@ from typing import Any
 from pywats_client.converters import ConverterManager
 from pywats_client.core._instance_lock import InstanceLock, acquire_instance_lock
 from pywats_client.core.config import ClientConfig
-from pywats_client.core.snapshot import ClientSnapshot
+from pywats_client.core.snapshot import ClientSnapshot, parked_fields
 from pywats_client.queue import NewReport, QueueStore
 from pywats_client.services.api_client import WATSApiClient
 from pywats_client.services.connection import ConnectionService
@@ -220,10 +220,7 @@ class WATSClient:
         if self.watcher is not None:
             snap.files_seen = self.watcher.files_seen
             warnings += self.watcher.problems
-            parked = self.watcher.parked
-            if parked is not None:
-                snap.in_error = sum(parked.values())
-                snap.error_folders = {str(folder): n for folder, n in parked.items() if n}
+            snap.in_error, snap.error_folders = parked_fields(self.watcher.parked)
         if self.intake is not None:
             stats = self.intake.stats
             snap.converted = stats.converted

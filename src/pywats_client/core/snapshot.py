@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["ClientSnapshot", "ConnectionState", "UploadState"]
+__all__ = ["ClientSnapshot", "ConnectionState", "UploadState", "parked_fields"]
 
 ConnectionState = Literal["unknown", "connected", "disconnected", "unauthorized", "offline"]
 UploadState = Literal[
@@ -69,3 +71,11 @@ class ClientSnapshot:
     def from_dict(cls, data: dict[str, Any]) -> ClientSnapshot:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**known)
+
+
+def parked_fields(parked: Mapping[Path, int] | None) -> tuple[int | None, dict[str, int]]:
+    """``in_error`` and ``error_folders`` from the count in each Error folder
+    (None: not known)."""
+    if parked is None:
+        return None, {}
+    return sum(parked.values()), {str(folder): n for folder, n in parked.items() if n}

@@ -47,6 +47,7 @@ __all__ = [
     "ErrorReport",
     "archive_path_for",
     "count_parked",
+    "count_parked_in",
     "delete_source",
     "move_to_done",
     "move_to_error",
@@ -190,6 +191,28 @@ def count_parked(error_dir: Path) -> int | None:
             continue  # removed while counting
         parked += sum(1 for name in files if name + REASON_SUFFIX in files)
     return parked
+
+
+def count_parked_in(error_dirs: Iterable[Path]) -> tuple[dict[Path, int] | None, str | None]:
+    """:func:`count_parked` of each distinct folder, or None if one is not known; and
+    the problem that stopped the count, if it is one someone must fix."""
+    counts: dict[Path, int] = {}
+    for folder in dict.fromkeys(error_dirs):
+        try:
+            count = count_parked(folder)
+        except ValueError as exc:  # a NUL byte or a lone surrogate in the path
+            return None, (
+                f"the Error folder {str(folder)!r} is not a usable path ({exc}); fix error_path"
+            )
+        except OSError as exc:
+            return None, (
+                f"cannot count the files parked in {exc.filename or folder} "
+                f"({exc.strerror or exc}); make it readable for the service account"
+            )
+        if count is None:  # not there, nor its parent (a share that is gone)
+            return None, None
+        counts[folder] = count
+    return counts, None
 
 
 def move_to_error(src: SourceFile, report: ErrorReport) -> Path:

@@ -41,7 +41,7 @@ from watchdog.events import (
 
 from pywats_client.core.config import ClientConfig
 from pywats_client.services._observer import build_observer
-from pywats_client.services._post_actions import count_parked
+from pywats_client.services._post_actions import count_parked_in
 from pywats_client.services._readiness import ReadinessTracker, SourceFile, probe
 from pywats_client.services._scan import FilterRules, WatchRoot, build_roots, root_for, scan_root
 
@@ -457,27 +457,8 @@ class FileWatcher:
 
     def _count_parked(self) -> list[str]:
         """Count the sources parked in each Error folder (blocking); returns problems."""
-        parked: dict[Path, int] = {}
-        for folder in dict.fromkeys(root.error_dir for root in self.roots):
-            try:
-                count = count_parked(folder)
-            except ValueError as exc:  # a NUL byte or a lone surrogate in the path
-                self.parked = None
-                return [
-                    f"the Error folder {str(folder)!r} is not a usable path ({exc}); fix error_path"
-                ]
-            except OSError as exc:
-                self.parked = None
-                return [
-                    f"cannot count the files parked in {exc.filename or folder} "
-                    f"({exc.strerror or exc}); make it readable for the service account"
-                ]
-            if count is None:  # not there, nor its parent (a share that is gone)
-                self.parked = None
-                return []
-            parked[folder] = count
-        self.parked = parked
-        return []
+        self.parked, problem = count_parked_in(root.error_dir for root in self.roots)
+        return [problem] if problem else []
 
     async def _recount_parked(self) -> None:
         self._set_problems("parked", await asyncio.to_thread(self._count_parked))

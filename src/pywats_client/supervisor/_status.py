@@ -29,9 +29,9 @@ from pywats_client.core.registry import (
     Registry,
     SupervisorSettings,
 )
-from pywats_client.core.snapshot import ClientSnapshot
+from pywats_client.core.snapshot import ClientSnapshot, parked_fields
 from pywats_client.errors import ConfigError, FatalError, RegistryError
-from pywats_client.services._post_actions import count_parked
+from pywats_client.services._post_actions import count_parked_in
 from pywats_client.supervisor._states import State
 from pywats_client.supervisor._statusfile import STATUS_NAME, read_status
 
@@ -385,23 +385,10 @@ def _instance(
             pending=count_queue_files(queue_dir / "pending"),
             failed=count_queue_files(queue_dir / "failed"),
         )
-    if config is not None:
-        base["in_error"], base["error_folders"] = _count_parked(config)
+    if config is not None:  # what the station's rescan would count
+        error_dirs = (config.error_dir_for(watch) for watch in config.watch_dirs)
+        base["in_error"], base["error_folders"] = parked_fields(count_parked_in(error_dirs)[0])
     return InstanceStatus(**base)
-
-
-def _count_parked(config: ClientConfig) -> tuple[int | None, dict[str, int]]:
-    """What the station's rescan would count, for a station that does not run."""
-    counts: dict[str, int] = {}
-    for folder in dict.fromkeys(config.error_dir_for(w) for w in config.watch_dirs):
-        try:
-            count = count_parked(folder)
-        except (OSError, ValueError):  # unreadable, or not a usable path
-            return None, {}
-        if count is None:
-            return None, {}
-        counts[str(folder)] = count
-    return sum(counts.values()), {folder: n for folder, n in counts.items() if n}
 
 
 def _queue_dir_despite(config_path: Path) -> Path | None:
